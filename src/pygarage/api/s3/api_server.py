@@ -1,0 +1,186 @@
+"""The S3 endpoint: authenticate (SigV4), resolve the bucket, check the permission, answer
+`Expect: 100-continue` only then, dispatch to the endpoint's handler, render S3 errors."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from ...model.garage import Garage
+from ...model.helpers.bucket import BucketHelper
+from ...model.helpers.errors import HelperError
+from ...util import metrics
+from ...util.errors import GarageError
+from ..common import errors
+from ..common.signature.sigv4 import SignedRequest, verify_request
+from . import bucket as bucket_ep
+from . import copy_object, delete, get, listing_api, multipart, put, xml
+from .body import Body
+from .context import ReqCtx
+from .router import Endpoint, route, split_path
+
+log = logging.getLogger(__name__)
+
+MAX_XML_BODY = 4 * 1024 * 1024
+
+READ_ENDPOINTS = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2",
+                  "ListObjectVersions", "ListMultipartUploads", "ListParts", "HeadBucket",
+                  "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl"}
+OWNER_ENDPOINTS = {"DeleteBucket", "GetBucketWebsite", "PutBucketWebsite",
+                   "DeleteBucketWebsite", "GetBucketCors", "PutBucketCors", "DeleteBucketCors"}
+IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
+    "ListBuckets", "CreateBucket", "DeleteBucket", "PutObject", "CopyObject", "DeleteObject",
+    "DeleteObjects", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+    "CompleteMultipartUpload", "AbortMultipartUpload"}
+
+
+class S3ApiServer:
+    def __init__(self, garage: Garage):
+        self.garage = garage
+        self.region = garage.config.s3_api.s3_region
+        self.root_domain = garage.config.s3_api.root_domain
+
+    def _lookup_secret(self, key_id: str) -> str | None:
+        # Keys are a full-copy table: a local read, no network on the auth path.
+        k = self.garage.key_table.data.read_entry(key_id.encode(), b"")
+        return None if k is None or k.deleted else k.secret
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        start = time.monotonic()
+        request_id = secrets.token_hex(8).upper()
+        name = "Unknown"
+        try:
+            resp, name = await self._handle(request)
+        except errors.S3Error as e:
+            resp = self._error(request, e, request_id)
+        except HelperError as e:
+            resp = self._error(request, _helper_to_s3(e), request_id)
+        except GarageError as e:
+            log.warning("%s %s: %s", request.method, request.path, e)
+            resp = self._error(request, errors.ServiceUnavailable(str(e)), request_id)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            resp = self._error(request, errors.InternalError(), request_id)
+        elapsed = time.monotonic() - start
+        metrics.api_requests.labels(name).inc()
+        metrics.api_duration.labels(name).observe(elapsed)
+        if resp.status >= 400:
+            metrics.api_errors.labels(name, str(resp.status)).inc()
+        log.info("%s %s %s -> %d (%.1f ms)", name, request.method, request.path, resp.status,
+                 elapsed * 1000)
+        if not resp.prepared:
+            resp.headers["x-amz-request-id"] = request_id
+        return resp
+
+    def _error(self, request: web.BaseRequest, e: errors.S3Error,
+               request_id: str) -> web.Response:
+        headers = dict(e.headers)
+        headers["x-amz-request-id"] = request_id
+        if request.method == "HEAD" or e.status == 304:
+            return web.Response(status=e.status, headers=headers)
+        body = xml.error_xml(e.code, e.message, request.path, self.region, request_id)
+        return web.Response(status=e.status, body=body, content_type="application/xml",
+                            headers=headers)
+
+    async def _handle(self, request: web.BaseRequest) -> tuple[web.StreamResponse, str]:
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        bucket_name, key = split_path(raw_path, request.headers.get("host"), self.root_domain)
+        endpoint = route(request.method, bucket_name, key, query,
+                         {k.lower(): v for k, v in request.headers.items()})
+        if endpoint.name == "Options":
+            raise errors.NotImplementedErr("CORS is not implemented yet")
+        auth = verify_request(
+            SignedRequest(request.method, raw_path, raw_query, list(request.headers.items())),
+            lookup_secret=self._lookup_secret, region=self.region, now=datetime.now(UTC))
+        if auth is None:
+            raise errors.AccessDenied("anonymous access is not supported; sign your "
+                                      "requests with an access key")
+        api_key = self.garage.key_table.data.read_entry(auth.key_id.encode(), b"")
+        if api_key is None or api_key.deleted:
+            raise errors.InvalidAccessKeyId()
+        ctx = ReqCtx(self.garage, request, endpoint, query, api_key, auth, bucket_name)
+        if endpoint.name not in IMPLEMENTED:
+            raise errors.NotImplementedErr(f"{endpoint.name} is not implemented by pygarage")
+        if bucket_name is not None and endpoint.name != "CreateBucket":
+            bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
+            bucket = await BucketHelper(self.garage).get(bid) if bid else None
+            if bucket is None:
+                raise errors.NoSuchBucket()
+            ctx.bucket = bucket
+            r, w, o = api_key.permissions(bucket.id)
+            allowed = (r if endpoint.name in READ_ENDPOINTS
+                       else o if endpoint.name in OWNER_ENDPOINTS else w)
+            if not allowed:
+                raise errors.AccessDenied(f"access key {api_key.key_id} has no permission "
+                                          f"for {endpoint.name} on bucket {bucket_name}")
+        body = Body(request.content, {k.lower(): v for k, v in request.headers.items()}, auth)
+        if request.headers.get("expect", "").lower() == "100-continue" \
+                and request.version >= (1, 1):
+            # Only now that the request is authorised: a rejected client never sends its body.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # type: ignore[attr-defined]
+        return await self._dispatch(ctx, endpoint, body), endpoint.name
+
+    async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
+        n = ep.name
+
+        async def xml_body() -> bytes:
+            data = await body.read_all(MAX_XML_BODY)
+            from .put import Written, new_checksummer, verify_body_checksums
+            summer = new_checksummer(ctx, None)
+            summer.update(data)
+            verify_body_checksums(ctx, Written(len(data), summer.result(), None, data),
+                                  body.trailers, None)
+            return data
+
+        simple: dict[str, Callable[[], Awaitable[web.StreamResponse]]] = {
+            "ListBuckets": lambda: bucket_ep.handle_list_buckets(ctx),
+            "DeleteBucket": lambda: bucket_ep.handle_delete_bucket(ctx),
+            "ListObjects": lambda: listing_api.handle_list_objects(ctx, v2=False),
+            "ListObjectsV2": lambda: listing_api.handle_list_objects(ctx, v2=True),
+            "ListObjectVersions": lambda: listing_api.handle_list_object_versions(ctx),
+            "ListMultipartUploads": lambda: listing_api.handle_list_multipart_uploads(ctx),
+            "GetObject": lambda: get.handle_get_object(ctx, head=False),
+            "HeadObject": lambda: get.handle_get_object(ctx, head=True),
+            "CopyObject": lambda: copy_object.handle_copy_object(ctx),
+            "DeleteObject": lambda: delete.handle_delete_object(ctx),
+            "CreateMultipartUpload": lambda: multipart.handle_create(ctx),
+            "UploadPartCopy": lambda: multipart.handle_upload_part_copy(ctx),
+            "AbortMultipartUpload": lambda: multipart.handle_abort(ctx),
+            "ListParts": lambda: multipart.handle_list_parts(ctx),
+        }
+        if n in simple:
+            return await simple[n]()
+        if n == "HeadBucket":
+            return web.Response(status=200, headers={"x-amz-bucket-region": ctx.region})
+        if n == "GetBucketLocation":
+            return bucket_ep.handle_location(ctx)
+        if n == "GetBucketVersioning":
+            return bucket_ep.handle_get_versioning(ctx)
+        if n == "CreateBucket":
+            return await bucket_ep.handle_create_bucket(ctx, await xml_body())
+        if n == "DeleteObjects":
+            return await delete.handle_delete_objects(ctx, await xml_body())
+        if n == "CompleteMultipartUpload":
+            return await multipart.handle_complete(ctx, await xml_body())
+        if n == "PutObject":
+            return await put.handle_put_object(ctx, body.read, lambda: body.trailers)
+        if n == "UploadPart":
+            return await multipart.handle_upload_part(ctx, body.read, lambda: body.trailers)
+        raise errors.NotImplementedErr(f"{n} is not implemented by pygarage")
+
+
+def _helper_to_s3(e: HelperError) -> errors.S3Error:
+    mapping: dict[str, Callable[[str], errors.S3Error]] = {
+        "NoSuchBucket": errors.NoSuchBucket, "BucketNotEmpty": errors.BucketNotEmpty,
+        "BucketAlreadyExists": errors.BucketAlreadyExists,
+        "NoSuchAccessKey": errors.InvalidAccessKeyId,
+    }
+    return mapping.get(e.code, errors.InvalidRequest)(str(e))

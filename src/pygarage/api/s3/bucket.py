@@ -1,0 +1,94 @@
+"""Bucket-level endpoints: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+GetBucketLocation, GetBucketVersioning."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ...model.helpers.bucket import BucketHelper
+from ...model.helpers.errors import BucketNotEmptyErr
+from ...model.key_table import Key
+from ..common import errors
+from . import xml
+from .context import ReqCtx
+from .names import check_bucket_name
+
+XML = "application/xml"
+
+
+async def handle_list_buckets(ctx: ReqCtx) -> web.Response:
+    g, key = ctx.garage, ctx.api_key
+    bh = BucketHelper(g)
+    out: dict[str, int] = {}
+    for bucket_hex, (_, perm) in key.authorized_buckets.items():
+        if not any(perm):
+            continue
+        b = await bh.get(bytes.fromhex(bucket_hex))
+        if b is None:
+            continue
+        for alias in b.global_aliases():
+            out[alias] = b.created
+    for alias, (_, target) in key.local_aliases.items():
+        if target:
+            b = await bh.get(bytes.fromhex(target))
+            if b is not None and any(key.permissions(b.id)):
+                out[alias] = b.created
+    body = xml.list_buckets_xml(key.key_id, str(key.name[1]), sorted(out.items()))
+    return web.Response(body=body, content_type=XML)
+
+
+async def handle_create_bucket(ctx: ReqCtx, body: bytes) -> web.Response:
+    name = ctx.bucket_name or ""
+    g, key = ctx.garage, ctx.api_key
+    check_bucket_name(name, g.config.allow_punycode)
+    location = xml.parse_create_bucket(body)
+    if location is not None and location != ctx.region:
+        raise errors.InvalidArgument(  # AWS: InvalidLocationConstraint
+            f"LocationConstraint must be '{ctx.region}', not '{location}'")
+    bh = BucketHelper(g)
+    existing = await bh.resolve(name, key)
+    if existing is not None:
+        r, w, o = key.permissions(existing)
+        if w or o:
+            raise errors.BucketAlreadyOwnedByYou()
+        raise errors.BucketAlreadyExists()
+    if not key.allow_create_bucket[1]:
+        raise errors.AccessDenied("this key is not allowed to create buckets "
+                                  "(garage key allow --create-bucket)")
+    b = await bh.create(None)
+    await bh.set_permissions(b, key, True, True, True)
+    fresh = await g.key_table.get(key.key_id.encode())
+    assert fresh is not None
+    await bh.alias_local(await bh.get_existing(b.id), fresh, name)
+    return web.Response(status=200, headers={"Location": "/" + name})
+
+
+async def handle_delete_bucket(ctx: ReqCtx) -> web.Response:
+    g, key = ctx.garage, ctx.api_key
+    assert ctx.bucket is not None
+    bh = BucketHelper(g)
+    b = ctx.bucket
+    name = ctx.bucket_name or ""
+    n_aliases = len(b.global_aliases()) + len(b.local_alias_list())
+    is_local = key.local_alias(name) == b.id
+    if n_aliases > 1:
+        # Other names still point to this bucket: only this name goes.
+        fresh: Key | None = await g.key_table.get(key.key_id.encode())
+        if is_local and fresh is not None:
+            await bh.unalias_local(b, fresh, name)
+        else:
+            await bh.unalias_global(b, name)
+        return web.Response(status=204)
+    try:
+        await bh.delete(b)
+    except BucketNotEmptyErr:
+        raise errors.BucketNotEmpty() from None
+    return web.Response(status=204)
+
+
+def handle_location(ctx: ReqCtx) -> web.Response:
+    return web.Response(body=xml.location_xml(ctx.region), content_type=XML)
+
+
+def handle_get_versioning(ctx: ReqCtx) -> web.Response:
+    return web.Response(body=xml.versioning_xml(), content_type=XML)

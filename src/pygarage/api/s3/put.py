@@ -1,0 +1,192 @@
+"""PutObject, and the block writer shared by UploadPart and copies.
+
+Flow: read the first block; under INLINE_THRESHOLD it goes inside the object entry. Otherwise
+the object gets an Uploading version, then each block_size chunk is checksummed (MD5 for the
+ETag, plus what the client asked) in order in a worker thread, while earlier chunks are hashed,
+compressed and stored concurrently (at most MAX_IN_FLIGHT). The version becomes Complete only
+after every block is stored and every checksum verified; any failure marks it Aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ...model.garage import Garage
+from ...model.s3.block_ref_table import BlockRef
+from ...model.s3.object_table import (
+    ABORTED,
+    COMPLETE,
+    FIRST_BLOCK,
+    INLINE,
+    UPLOADING,
+    Object,
+    ObjectMeta,
+    ObjectVersion,
+)
+from ...model.s3.version_table import Version, VersionBlock
+from ...util.clock import SYSTEM_CLOCK, next_timestamp
+from ...util.ids import gen_uuid
+from ..common import errors
+from ..common.signature import checksum as ck
+from .context import ReqCtx
+from .meta import headers_to_store
+from .names import check_object_key
+
+log = logging.getLogger(__name__)
+
+INLINE_THRESHOLD = 3072
+MAX_IN_FLIGHT = 3
+
+Reader = Callable[[int], Awaitable[bytes]]
+
+
+@dataclass
+class Written:
+    size: int
+    checksums: ck.Checksums
+    first_block: bytes | None  # None when inline
+    inline: bytes | None
+
+
+def new_checksummer(ctx: ReqCtx, algo: str | None) -> ck.Checksummer:
+    body_sha = ctx.auth.content_sha256
+    want_sha = len(body_sha) == 64 and not body_sha.startswith("STREAMING")
+    return ck.Checksummer([algo] if algo else [], md5=True, sha256_hex=want_sha)
+
+
+async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
+                       summer: ck.Checksummer, first: bytes) -> tuple[int, bytes | None]:
+    """Store blocks of (first + the rest of read()) for `version`; -> (size, first hash)."""
+    bs = garage.config.block_size
+    bm = garage.block_manager
+    sem = asyncio.Semaphore(MAX_IN_FLIGHT)
+    tasks: list[asyncio.Task[bytes]] = []
+    offset = 0
+
+    async def store(data: bytes, off: int) -> bytes:
+        try:
+            h, block = await asyncio.to_thread(bm.pack, data)
+            # Reference first, then write: GC never deletes a block between the two.
+            await garage.block_ref_table.insert(BlockRef(h, version))
+            await bm.put_block(h, block)
+            await garage.version_table.insert(
+                Version(version, blocks={(part, off): VersionBlock(h, len(data))}))
+            return h
+        finally:
+            sem.release()
+
+    async with asyncio.TaskGroup() as tg:
+        summing: asyncio.Future[None] | None = None
+        data = first
+        while data:
+            if summing is not None:
+                await summing  # MD5 must see blocks in order
+            summing = asyncio.ensure_future(asyncio.to_thread(summer.update, data))
+            await sem.acquire()
+            tasks.append(tg.create_task(store(data, offset)))
+            offset += len(data)
+            data = await read(bs)
+        if summing is not None:
+            await summing
+    return offset, (tasks[0].result() if tasks else None)
+
+
+def verify_body_checksums(ctx: ReqCtx, w: Written, trailers: dict[str, str],
+                          declared: tuple[str, str] | None) -> tuple[str, str] | None:
+    """Compare what we computed with what the client declared; -> the checksum to store."""
+    if ctx.auth.content_sha256 and len(ctx.auth.content_sha256) == 64 and \
+            w.checksums.sha256_hex != ctx.auth.content_sha256.lower():
+        raise errors.XAmzContentSHA256Mismatch()
+    md5_hdr = ctx.headers.get("content-md5")
+    if md5_hdr is not None and w.checksums.md5 is not None and \
+            not ck.content_md5_matches(md5_hdr, w.checksums.md5):
+        raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
+    if declared is None:
+        for name, value in trailers.items():
+            if name.startswith("x-amz-checksum-"):
+                declared = (name[len("x-amz-checksum-"):], value)
+    if declared is not None:
+        ck.verify(declared[1], declared[0], w.checksums)
+        return declared
+    algo = next(iter(w.checksums.extra), None)
+    return (algo, w.checksums.extra[algo]) if algo else None
+
+
+def checksum_algo_for(ctx: ReqCtx) -> tuple[str | None, tuple[str, str] | None]:
+    declared = ck.parse_checksum_headers({k.lower(): v for k, v in ctx.headers.items()})
+    algo = declared[0] if declared else ck.requested_algorithm(
+        {k.lower(): v for k, v in ctx.headers.items()})
+    return algo, declared
+
+
+async def handle_put_object(ctx: ReqCtx, read: Reader,
+                            trailers: Callable[[], dict[str, str]]) -> web.StreamResponse:
+    g = ctx.garage
+    check_object_key(ctx.key)
+    stored = headers_to_store(ctx.headers, list(ctx.headers.items()))
+    algo, declared = checksum_algo_for(ctx)
+    existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
+    ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
+    vid = gen_uuid()
+    summer = new_checksummer(ctx, algo)
+    bs = g.config.block_size
+
+    first = await read(bs)
+    if len(first) < INLINE_THRESHOLD:
+        rest = await read(bs)
+        if not rest:  # small object: one metadata write, no blocks
+            await asyncio.to_thread(summer.update, first)
+            w = Written(len(first), summer.result(), None, first)
+            checksum = verify_body_checksums(ctx, w, trailers(), declared)
+            meta = ObjectMeta(w.size, _etag(w), stored, checksum)
+            done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=first)
+            await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
+            return _put_response(vid, meta)
+        first += rest
+
+    uploading = ObjectVersion(vid, ts, UPLOADING, upload_headers=stored,
+                              upload_checksum_algo=algo)
+    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [uploading]))
+    await g.version_table.insert(Version(vid, backlink=("object", ctx.bucket_id, ctx.key)))
+    try:
+        size, first_hash = await write_blocks(g, vid, 0, read, summer, first)
+        w = Written(size, summer.result(), first_hash, None)
+        checksum = verify_body_checksums(ctx, w, trailers(), declared)
+    except BaseException:
+        await _abort(g, ctx.bucket_id, ctx.key, uploading)
+        raise
+    meta = ObjectMeta(w.size, _etag(w), stored, checksum)
+    done = ObjectVersion(vid, ts, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=first_hash)
+    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
+    return _put_response(vid, meta)
+
+
+def _etag(w: Written) -> str:
+    assert w.checksums.md5 is not None
+    return w.checksums.md5.hex()
+
+
+def _put_response(vid: bytes, meta: ObjectMeta) -> web.Response:
+    headers = {"ETag": f'"{meta.etag}"', "x-amz-version-id": vid.hex()}
+    if meta.checksum:
+        headers[f"x-amz-checksum-{meta.checksum[0]}"] = meta.checksum[1]
+    return web.Response(status=200, headers=headers)
+
+
+async def _abort(g: Garage, bucket_id: bytes, key: str, v: ObjectVersion) -> None:
+    """Mark an interrupted upload Aborted so its blocks get freed; never visible."""
+    try:
+        aborted = ObjectVersion(v.uuid, v.timestamp, ABORTED, multipart=v.multipart)
+        await asyncio.shield(g.object_table.insert(Object(bucket_id, key, [aborted])))
+    except Exception as e:  # the original error matters more
+        log.warning("could not mark aborted upload %s: %s", v.uuid.hex(), e)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -1,0 +1,42 @@
+"""A data block as stored: plain or zstd, addressed by the BLAKE3 hash of its plain bytes.
+
+Hashing and (de)compression are CPU work on up to block_size bytes; callers run these
+functions in a worker thread (blake3 and zstandard release the GIL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zstandard
+
+from ..util.errors import CorruptData
+from ..util.ids import block_hash
+
+
+@dataclass(frozen=True)
+class DataBlock:
+    compressed: bool
+    payload: bytes  # as written to disk (zstd frame if compressed)
+
+
+def pack_block(data: bytes, level: int | None) -> tuple[bytes, DataBlock]:
+    """-> (hash of plain data, block to store). Keeps zstd only when it saves space."""
+    h = block_hash(data)
+    if level is not None:
+        z = zstandard.ZstdCompressor(level=level).compress(data)
+        if len(z) < len(data):
+            return h, DataBlock(True, z)
+    return h, DataBlock(False, data)
+
+
+def unpack_block(h: bytes, block: DataBlock) -> bytes:
+    """Plain bytes, verified against the hash: a corrupted file is never served."""
+    try:
+        data = (zstandard.ZstdDecompressor().decompress(block.payload)
+                if block.compressed else block.payload)
+    except zstandard.ZstdError as e:
+        raise CorruptData(f"block {h.hex()}: bad zstd data: {e}") from None
+    if block_hash(data) != h:
+        raise CorruptData(f"block {h.hex()}: content does not match its hash")
+    return data

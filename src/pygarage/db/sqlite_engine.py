@@ -1,0 +1,93 @@
+"""SQLite engine: one table per tree, WAL journal, fsync per metadata_fsync."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .base import KV, Db, Transaction
+
+T = TypeVar("T")
+
+
+def _table(tree: str) -> str:
+    # Tree names are ours, but keep SQL identifiers safe anyway.
+    return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", tree)
+
+
+class _SqliteTx(Transaction):
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def get(self, tree: str, key: bytes) -> bytes | None:
+        row = self.conn.execute(f"SELECT v FROM {_table(tree)} WHERE k = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def insert(self, tree: str, key: bytes, value: bytes) -> None:
+        self.conn.execute(f"INSERT OR REPLACE INTO {_table(tree)} (k, v) VALUES (?, ?)",
+                          (key, value))
+
+    def remove(self, tree: str, key: bytes) -> None:
+        self.conn.execute(f"DELETE FROM {_table(tree)} WHERE k = ?", (key,))
+
+    def range(self, tree: str, start: bytes | None = None, end: bytes | None = None,
+              limit: int | None = None, reverse: bool = False) -> list[KV]:
+        conds, args = [], []
+        if start is not None:
+            conds.append("k >= ?")
+            args.append(start)
+        if end is not None:
+            conds.append("k < ?")
+            args.append(end)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        order = "DESC" if reverse else "ASC"
+        lim = f"LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.conn.execute(
+            f"SELECT k, v FROM {_table(tree)} {where} ORDER BY k {order} {lim}", args)
+        return [(bytes(k), bytes(v)) for k, v in rows]
+
+
+class SqliteDb(Db):
+    engine = "sqlite"
+
+    def __init__(self, path: Path, fsync: bool = False):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={'NORMAL' if fsync else 'OFF'}")
+        self._lock = threading.RLock()
+        self._trees: set[str] = set()
+
+    def open_tree(self, name: str) -> None:
+        if name not in self._trees:
+            with self._lock:
+                self.conn.execute(f"CREATE TABLE IF NOT EXISTS {_table(name)} "
+                                  "(k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+            self._trees.add(name)
+
+    def transaction(self, fn: Callable[[Transaction], T]) -> T:
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(_SqliteTx(self.conn))
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+            return result
+
+    def read(self, fn: Callable[[Transaction], T]) -> T:
+        with self._lock:
+            return fn(_SqliteTx(self.conn))
+
+    def tree_len(self, tree: str) -> int:
+        with self._lock:
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM {_table(tree)}").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()

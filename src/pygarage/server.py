@@ -1,0 +1,128 @@
+"""`garage server`: build Garage, start workers and the RPC, S3 and admin listeners, and
+shut down cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from .api.admin.api_server import AdminApiServer
+from .api.admin.cluster import ensure_single_node_layout
+from .api.admin.errors import AdminError
+from .api.admin.router import admin_call
+from .api.common.http import serve
+from .api.s3.api_server import S3ApiServer
+from .model.garage import Garage
+from .model.helpers.bucket import BucketHelper
+from .model.helpers.key import KeyHelper
+from .net.server import RpcError, RpcServer
+from .util.config import Config, load_config, split_host_port
+
+log = logging.getLogger("pygarage")
+
+DEFAULT_KEY_NAME = "default-key"
+
+
+def setup_logging(default: str = "info") -> None:
+    """GARAGE_LOG or RUST_LOG (Garage's variable): 'debug', 'garage=debug', ..."""
+    spec = os.environ.get("GARAGE_LOG") or os.environ.get("RUST_LOG") or default
+    level = logging.INFO
+    for word, lvl in (("trace", logging.DEBUG), ("debug", logging.DEBUG),
+                      ("warn", logging.WARNING), ("error", logging.ERROR)):
+        if word in spec.lower():
+            level = lvl
+            break
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:
+        logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def run_server(config_path: str, *, single_node: bool = False,
+               default_bucket: str | None = None) -> None:
+    setup_logging()
+    config = load_config(config_path)
+    try:
+        asyncio.run(_main(config, single_node, default_bucket))
+    except KeyboardInterrupt:
+        pass
+
+
+async def _setup_default_bucket(g: Garage, name: str) -> dict[str, Any]:
+    """An access key and a bucket ready to use, created once and reused on restarts."""
+    kh, bh = KeyHelper(g), BucketHelper(g)
+    keys = [k for k in await kh.list_all() if k.name[1] == DEFAULT_KEY_NAME]
+    key = keys[0] if keys else await kh.create(DEFAULT_KEY_NAME, allow_create_bucket=True)
+    bid = await bh.resolve_global(name)
+    bucket = await bh.get_existing(bid) if bid else await bh.create(name)
+    if bucket.permissions(key.key_id) != (True, True, True):
+        await bh.set_permissions(bucket, await kh.get_existing(key.key_id), True, True, True)
+    return {"key_id": key.key_id, "secret": key.secret, "bucket": name}
+
+
+async def _main(config: Config, single_node: bool, default_bucket: str | None) -> None:
+    g = Garage(config)
+    log.info("node id %s, db engine %s, metadata in %s, data in %s", g.system.node_id[:16],
+             g.db.engine, config.metadata_dir, config.data_dir)
+    if single_node and ensure_single_node_layout(g):
+        log.info("single-node mode: this node now has a role in layout version %d",
+                 g.system.layout.current.version)
+    g.spawn_workers()
+
+    rpc = RpcServer(config.rpc_secret, g.system.node_key)
+
+    async def admin_rpc(body: Any) -> Any:
+        try:
+            return await admin_call(g, body["endpoint"], body.get("query") or {},
+                                    body.get("body"))
+        except AdminError as e:
+            raise RpcError(e.message) from None
+
+    rpc.register("admin", admin_rpc)
+    await rpc.start(*split_host_port(config.rpc_bind_addr))
+    log.info("RPC listening on %s", config.rpc_bind_addr)
+
+    runners: list[web.BaseRunner] = []
+    if config.s3_api.api_bind_addr:
+        runners.append(await serve(S3ApiServer(g).handle, config.s3_api.api_bind_addr,
+                                   "S3 API"))
+    if config.admin.api_bind_addr:
+        runners.append(await serve(AdminApiServer(g).handle, config.admin.api_bind_addr,
+                                   "admin API"))
+    if config.s3_web is not None:
+        log.warning("[s3_web] is configured but the website endpoint is not implemented "
+                    "yet in pygarage: it is not started")
+
+    if default_bucket:
+        if not g.system.layout_ready():
+            log.error("--default-bucket needs an applied layout (use --single-node)")
+        else:
+            d = await _setup_default_bucket(g, default_bucket)
+            host = config.s3_api.api_bind_addr or "?"
+            host = host.replace("[::]", "127.0.0.1").replace("0.0.0.0", "127.0.0.1")
+            print(f"\n==== pygarage is ready ====\n"
+                  f"S3 endpoint:   http://{host}\n"
+                  f"Region:        {config.s3_api.s3_region}\n"
+                  f"Access key:    {d['key_id']}\n"
+                  f"Secret key:    {d['secret']}\n"
+                  f"Bucket:        {d['bucket']}\n"
+                  f"Try: AWS_ACCESS_KEY_ID={d['key_id']} AWS_SECRET_ACCESS_KEY=... "
+                  f"aws --endpoint-url http://{host} --region {config.s3_api.s3_region} "
+                  f"s3 ls s3://{d['bucket']}\n", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("pygarage is up")
+    await stop.wait()
+    log.info("shutting down")
+    for r in runners:
+        await r.shutdown()
+        await r.cleanup()
+    await rpc.close()
+    await g.shutdown()

@@ -1,0 +1,113 @@
+"""Local storage of one table: entries, and the queue of inserts hooks asked for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Generic
+
+from ..db.base import Db, Transaction
+from ..util.ids import partition_hash
+from .schema import E, Entry, TableSchema
+
+log = logging.getLogger(__name__)
+
+
+def tree_key(pk: bytes, sk: bytes) -> bytes:
+    return partition_hash(pk) + sk
+
+
+class TableData(Generic[E]):
+    def __init__(self, db: Db, schema: TableSchema[E]):
+        self.db = db
+        self.schema = schema
+        self.store = f"{schema.name}:table"
+        self.insert_queue = f"{schema.name}:insert_queue"
+        db.open_tree(self.store)
+        db.open_tree(self.insert_queue)
+        self.on_queued: Callable[[], None] | None = None
+
+    # -- reads
+    def read_entry(self, pk: bytes, sk: bytes) -> E | None:
+        raw = self.db.get(self.store, tree_key(pk, sk))
+        return None if raw is None else self.schema.decode(raw)
+
+    def read_range(self, pk: bytes, start_sk: bytes | None, filter: Any, limit: int,
+                   reverse: bool = False, end_sk: bytes | None = None) -> list[E]:
+        ph = partition_hash(pk)
+        lo = ph + (start_sk or b"")
+        hi = ph + end_sk if end_sk is not None else _next_prefix(ph)
+        out: list[E] = []
+        batch = max(limit, 64)
+        while len(out) < limit:
+            rows = self.db.range(self.store, lo, hi, batch, reverse=reverse)
+            for _k, v in rows:
+                entry = self.schema.decode(v)
+                if self.schema.matches_filter(entry, filter):
+                    out.append(entry)
+                    if len(out) >= limit:
+                        break
+            if len(rows) < batch:
+                break
+            if reverse:
+                hi = rows[-1][0]
+            else:
+                lo = rows[-1][0] + b"\x00"
+        return out
+
+    # -- writes
+    def update_entry(self, entry: E) -> E:
+        return self.db.transaction(lambda tx: self.update_entry_tx(tx, entry))
+
+    def update_entry_tx(self, tx: Transaction, entry: E) -> E:
+        key = tree_key(entry.partition_key(), entry.sort_key())
+        old_raw = tx.get(self.store, key)
+        if old_raw is None:
+            old, merged = None, entry
+        else:
+            old = self.schema.decode(old_raw)
+            merged = self.schema.decode(old_raw)
+            merged.merge(entry)
+        new_raw = merged.encode()
+        if new_raw == old_raw:
+            return merged
+        tx.insert(self.store, key, new_raw)
+        self.schema.updated(tx, old, merged)
+        return merged
+
+    def queue_insert(self, tx: Transaction, entry: Entry) -> None:
+        """Called by other tables' hooks: ship this entry to its owners later, after commit."""
+        key = tree_key(entry.partition_key(), entry.sort_key())
+        old = tx.get(self.insert_queue, key)
+        if old is not None:
+            merged = self.schema.decode(old)
+            merged.merge(entry)  # type: ignore[arg-type]
+            tx.insert(self.insert_queue, key, merged.encode())
+        else:
+            tx.insert(self.insert_queue, key, entry.encode())
+        if self.on_queued is not None:
+            self.on_queued()
+
+    def queued(self, limit: int) -> list[tuple[bytes, bytes]]:
+        return self.db.range(self.insert_queue, None, None, limit)
+
+    def unqueue(self, items: list[tuple[bytes, bytes]]) -> None:
+        def tx_fn(tx: Transaction) -> None:
+            for k, v in items:
+                # Only drop what we shipped: a newer queued value stays for the next round.
+                if tx.get(self.insert_queue, k) == v:
+                    tx.remove(self.insert_queue, k)
+        self.db.transaction(tx_fn)
+
+    def count(self) -> int:
+        return self.db.tree_len(self.store)
+
+
+def _next_prefix(p: bytes) -> bytes | None:
+    b = bytearray(p)
+    while b:
+        if b[-1] < 0xFF:
+            b[-1] += 1
+            return bytes(b)
+        b.pop()
+    return None

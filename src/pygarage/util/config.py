@@ -1,0 +1,273 @@
+"""garage.toml -> frozen, validated configuration.
+
+Keys and defaults follow Garage's configuration reference; unknown keys are ignored with a
+warning so that a Garage config file works unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """A config problem a person can fix; the message says what and where."""
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | str) -> int:
+    """'1M' -> 1_000_000, '1MiB' -> 1_048_576, 42 -> 42."""
+    if isinstance(value, bool):
+        raise ConfigError(f"invalid size: {value!r}")
+    if isinstance(value, int):
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ConfigError(f"invalid size: {value!r} (examples: 1048576, '1M', '1MiB', '10G')")
+    number, unit, binary = m.groups()
+    power = "kmgtp".find(unit.lower()) + 1 if unit else 0
+    base = 1024 if binary else 1000
+    return int(float(number) * base**power)
+
+
+@dataclass(frozen=True)
+class DataDir:
+    path: Path
+    capacity: int | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class S3ApiConfig:
+    s3_region: str = "garage"
+    api_bind_addr: str | None = None
+    root_domain: str | None = None
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    bind_addr: str
+    root_domain: str
+    add_host_to_metrics: bool = False
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    api_bind_addr: str | None = None
+    admin_token: str | None = None
+    metrics_token: str | None = None
+    metrics_require_token: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    metadata_dir: Path
+    data_dirs: tuple[DataDir, ...]
+    rpc_secret: bytes
+    rpc_bind_addr: str
+    replication_factor: int = 1
+    consistency_mode: str = "consistent"
+    db_engine: str = "lmdb"
+    metadata_fsync: bool = False
+    data_fsync: bool = False
+    block_size: int = 1024 * 1024
+    block_ram_buffer_max: int = 256 * 1024 * 1024
+    compression_level: int | None = 1
+    lmdb_map_size: int = 1 << 40
+    rpc_public_addr: str | None = None
+    rpc_timeout_msec: int = 300_000
+    rpc_ping_timeout_msec: int = 10_000
+    bootstrap_peers: tuple[str, ...] = ()
+    allow_punycode: bool = False
+    disable_scrub: bool = False
+    s3_api: S3ApiConfig = field(default_factory=S3ApiConfig)
+    s3_web: WebConfig | None = None
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    source: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.data_dirs[0].path
+
+
+_KNOWN_TOP = {
+    "metadata_dir", "data_dir", "rpc_secret", "rpc_secret_file", "rpc_bind_addr",
+    "replication_factor", "replication_mode", "consistency_mode", "db_engine", "metadata_fsync",
+    "data_fsync", "block_size", "block_ram_buffer_max", "compression_level", "lmdb_map_size",
+    "rpc_public_addr", "rpc_timeout_msec", "rpc_ping_timeout_msec", "bootstrap_peers",
+    "allow_punycode", "disable_scrub", "s3_api", "s3_web", "admin", "k2v_api",
+    "allow_world_readable_secrets", "metadata_snapshots_dir", "metadata_auto_snapshot_interval",
+    "use_local_tz", "rpc_bind_outgoing", "rpc_public_addr_subnet", "consul_discovery",
+    "kubernetes_discovery", "sled_cache_capacity", "sled_flush_every_ms",
+}
+
+_LEGACY_REPLICATION = {"none": (1, "consistent"), "1": (1, "consistent"),
+                       "2": (2, "consistent"), "2-dangerous": (2, "dangerous"),
+                       "3": (3, "consistent"), "3-degraded": (3, "degraded"),
+                       "3-dangerous": (3, "dangerous")}
+
+
+def _read_secret_file(path: str, allow_world_readable: bool) -> str:
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as e:
+        raise ConfigError(f"cannot read secret file {path}: {e.strerror}") from None
+    if not allow_world_readable and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"secret file {path} must not be readable by group or others "
+                          "(chmod 600, or set allow_world_readable_secrets = true)")
+    return p.read_text().strip()
+
+
+def _secret(raw: dict[str, Any], name: str, env: str, allow_wr: bool) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env]
+    if os.environ.get(env + "_FILE"):
+        return _read_secret_file(os.environ[env + "_FILE"], allow_wr)
+    if raw.get(name):
+        return str(raw[name])
+    if raw.get(name + "_file"):
+        return _read_secret_file(str(raw[name + "_file"]), allow_wr)
+    return None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (use -c or GARAGE_CONFIG_FILE)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return config_from_dict(raw, source=path)
+
+
+def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
+    for k in raw:
+        if k not in _KNOWN_TOP:
+            log.warning("config: unknown key %r ignored", k)
+    allow_wr = bool(raw.get("allow_world_readable_secrets")) or bool(
+        os.environ.get("GARAGE_ALLOW_WORLD_READABLE_SECRETS"))
+
+    def req(key: str) -> Any:
+        if key not in raw:
+            raise ConfigError(f"missing required config key: {key}")
+        return raw[key]
+
+    rf, mode = 1, str(raw.get("consistency_mode", "consistent"))
+    if "replication_factor" in raw:
+        rf = int(raw["replication_factor"])
+    elif "replication_mode" in raw:
+        legacy = _LEGACY_REPLICATION.get(str(raw["replication_mode"]))
+        if legacy is None:
+            raise ConfigError(f"invalid replication_mode: {raw['replication_mode']!r}")
+        rf, mode = legacy
+    else:
+        raise ConfigError("missing required config key: replication_factor")
+    if rf < 1:
+        raise ConfigError("replication_factor must be >= 1")
+    if mode not in ("consistent", "degraded", "dangerous"):
+        raise ConfigError(f"invalid consistency_mode: {mode!r}")
+
+    secret_hex = _secret(raw, "rpc_secret", "GARAGE_RPC_SECRET", allow_wr)
+    if not secret_hex:
+        raise ConfigError("rpc_secret (or rpc_secret_file) is required")
+    try:
+        secret = bytes.fromhex(secret_hex)
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise ConfigError("rpc_secret must be 32 bytes written as 64 hex digits "
+                          "(generate one with: openssl rand -hex 32)")
+
+    dd = req("data_dir")
+    if isinstance(dd, str):
+        data_dirs: tuple[DataDir, ...] = (DataDir(Path(dd)),)
+    else:
+        data_dirs = tuple(
+            DataDir(Path(d["path"]),
+                    parse_size(d["capacity"]) if d.get("capacity") is not None else None,
+                    bool(d.get("read_only", False)))
+            for d in dd)
+        if not any(not d.read_only for d in data_dirs):
+            raise ConfigError("data_dir: at least one directory must be writable")
+
+    engine = str(raw.get("db_engine", "lmdb"))
+    if engine not in ("lmdb", "sqlite"):
+        raise ConfigError(f"db_engine must be 'lmdb' or 'sqlite', not {engine!r}")
+
+    level_raw = raw.get("compression_level", 1)
+    level: int | None
+    if level_raw == "none":
+        level = None
+    else:
+        level = int(level_raw)
+        if not -99 <= level <= 22:
+            raise ConfigError("compression_level must be between -99 and 22, or 'none'")
+
+    block_size = parse_size(raw.get("block_size", 1024 * 1024))
+    if not 1024 <= block_size <= 1 << 30:
+        raise ConfigError("block_size must be between 1 KiB and 1 GiB")
+
+    s3raw = raw.get("s3_api")
+    if s3raw is None:
+        # Old single-section configs put s3_region at top level (quick start of Garage 0.x).
+        s3raw = {k: raw[k] for k in ("s3_region", "api_bind_addr", "root_domain") if k in raw}
+    s3 = S3ApiConfig(s3_region=str(s3raw.get("s3_region", "garage")),
+                     api_bind_addr=s3raw.get("api_bind_addr"),
+                     root_domain=s3raw.get("root_domain"))
+    web = None
+    if raw.get("s3_web"):
+        w = raw["s3_web"]
+        web = WebConfig(bind_addr=str(w["bind_addr"]), root_domain=str(w.get("root_domain", "")),
+                        add_host_to_metrics=bool(w.get("add_host_to_metrics", False)))
+    adm = raw.get("admin", {})
+    admin = AdminConfig(
+        api_bind_addr=adm.get("api_bind_addr"),
+        admin_token=_secret(adm, "admin_token", "GARAGE_ADMIN_TOKEN", allow_wr),
+        metrics_token=_secret(adm, "metrics_token", "GARAGE_METRICS_TOKEN", allow_wr),
+        metrics_require_token=bool(adm.get("metrics_require_token", False)))
+
+    return Config(
+        metadata_dir=Path(req("metadata_dir")),
+        data_dirs=data_dirs,
+        rpc_secret=secret,
+        rpc_bind_addr=str(req("rpc_bind_addr")),
+        replication_factor=rf,
+        consistency_mode=mode,
+        db_engine=engine,
+        metadata_fsync=bool(raw.get("metadata_fsync", False)),
+        data_fsync=bool(raw.get("data_fsync", False)),
+        block_size=block_size,
+        block_ram_buffer_max=parse_size(raw.get("block_ram_buffer_max", 256 * 1024 * 1024)),
+        compression_level=level,
+        lmdb_map_size=parse_size(raw.get("lmdb_map_size", 1 << 40)),
+        rpc_public_addr=raw.get("rpc_public_addr") or None,
+        rpc_timeout_msec=int(raw.get("rpc_timeout_msec", 300_000)),
+        rpc_ping_timeout_msec=int(raw.get("rpc_ping_timeout_msec", 10_000)),
+        bootstrap_peers=tuple(raw.get("bootstrap_peers", [])),
+        allow_punycode=bool(raw.get("allow_punycode", False)),
+        disable_scrub=bool(raw.get("disable_scrub", False)),
+        s3_api=s3,
+        s3_web=web,
+        admin=admin,
+        source=source,
+    )
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """'[::]:3901' -> ('::', 3901); '127.0.0.1:3900' -> ('127.0.0.1', 3900)."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"invalid address {addr!r}: expected host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)

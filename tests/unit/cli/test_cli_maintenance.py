@@ -1,0 +1,199 @@
+"""`garage worker`, `repair`, `block` and `meta`: multi-node admin calls and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pygarage.cli.testing import invoke
+
+N1 = "563e1ac825ee3323aa441e72c26d1030d6d4414aeb3dd25287c531e7fc2bc95d"
+N2 = "86f0f26ae4afbd59" + "0" * 48
+HASH = "ab" * 32
+
+
+def per_node(value: Any, *nodes: str) -> dict[str, Any]:
+    return {"success": {n: value for n in nodes or (N1,)}, "error": {}}
+
+
+def worker(wid: int, state: str, name: str, **kw: Any) -> dict[str, Any]:
+    w: dict[str, Any] = {
+        "id": wid,
+        "name": name,
+        "state": state,
+        "errors": 0,
+        "consecutiveErrors": 0,
+        "lastError": None,
+        "tranquility": None,
+        "progress": None,
+        "queueLength": None,
+        "persistentErrors": None,
+        "freeform": [],
+    }
+    w.update(kw)
+    return w
+
+
+def test_worker_list_table_and_flags() -> None:
+    workers = [
+        worker(3, "idle", "block resync", queueLength=0, tranquility=2),
+        worker(1, "busy", "Merkle tree updater: object", progress="12%"),
+        worker(
+            7,
+            "idle",
+            "scrub",
+            errors=3,
+            consecutiveErrors=1,
+            lastError={"message": "x", "secsAgo": 40},
+        ),
+    ]
+    res, fake = invoke(["worker", "list"], {"ListWorkers": per_node(workers)})
+    assert res.exit_code == 0, res.output
+    assert fake.last("ListWorkers") == ({"node": "self"}, {"busyOnly": False, "errorOnly": False})
+    lines = res.output.splitlines()
+    assert lines[0].split() == [
+        "TID", "State", "Name", "Tranq", "Done", "Queue", "Errors", "Consec", "Last",
+    ]  # fmt: skip
+    assert lines[1].startswith("1    busy")  # busy workers first
+    assert lines[2].split()[:2] == ["3", "idle"]
+    assert lines[3].split()[-5:] == ["-", "3", "1", "40s", "ago"]
+    res, fake = invoke(["worker", "list", "-b", "-e"], {"ListWorkers": per_node([])})
+    assert fake.last("ListWorkers") == ({"node": "self"}, {"busyOnly": True, "errorOnly": True})
+
+
+def test_worker_info() -> None:
+    w = worker(3, "idle", "block resync", freeform=["Queue: 0"])
+    res, fake = invoke(["worker", "info", "3"], {"GetWorkerInfo": per_node(w)})
+    assert res.exit_code == 0, res.output
+    assert fake.last("GetWorkerInfo") == ({"node": "self"}, {"id": 3})
+    assert "Worker name: block resync" in res.output and "Queue: 0" in res.output
+    res, fake = invoke(["worker", "info", "x"])
+    assert res.exit_code == 2 and fake.calls == []
+
+
+def test_worker_get_and_set() -> None:
+    variables = {"resync-tranquility": "2", "scrub-tranquility": "4"}
+    res, fake = invoke(["worker", "get"], {"GetWorkerVariable": per_node(variables)})
+    assert res.exit_code == 0, res.output
+    assert fake.last("GetWorkerVariable") == ({"node": "self"}, {"variable": None})
+    assert "resync-tranquility  2" in res.output
+    res, fake = invoke(
+        ["worker", "get", "-a", "scrub-tranquility"],
+        {"GetWorkerVariable": per_node({"scrub-tranquility": "4"}, N1, N2)},
+    )
+    assert fake.last("GetWorkerVariable") == ({"node": "*"}, {"variable": "scrub-tranquility"})
+    assert "563e1ac825ee3323  scrub-tranquility  4" in res.output
+    assert "86f0f26ae4afbd59  scrub-tranquility  4" in res.output
+    answer = per_node({"variable": "resync-worker-count", "value": "4"})
+    res, fake = invoke(["worker", "set", "resync-worker-count", "4"], {"SetWorkerVariable": answer})
+    assert res.exit_code == 0, res.output
+    assert fake.last("SetWorkerVariable") == (
+        {"node": "self"},
+        {"variable": "resync-worker-count", "value": "4"},
+    )
+    assert "resync-worker-count set to 4" in res.output
+
+
+@pytest.mark.parametrize(
+    ("what", "repair_type"),
+    [
+        (["tables"], "tables"),
+        (["blocks"], "blocks"),
+        (["versions"], "versions"),
+        (["mpu"], "multipartUploads"),
+        (["block-refs"], "blockRefs"),
+        (["block-rc"], "blockRc"),
+        (["rebalance"], "rebalance"),
+        (["aliases"], "aliases"),
+        (["scrub", "start"], {"scrub": "start"}),
+        (["scrub", "cancel"], {"scrub": "cancel"}),
+    ],
+)
+def test_repair_types(what: list[str], repair_type: Any) -> None:
+    responses = {"LaunchRepairOperation": per_node({})}
+    res, fake = invoke(["repair", "--yes", *what], responses)
+    assert res.exit_code == 0, res.output
+    assert fake.calls == [("LaunchRepairOperation", {"node": "self"}, {"repairType": repair_type})]
+    assert "launched" in res.output
+
+
+def test_repair_needs_yes_and_all_nodes() -> None:
+    res, fake = invoke(["repair", "tables"])
+    assert res.exit_code == 1 and "--yes" in res.stderr and fake.calls == []
+    responses = {"LaunchRepairOperation": per_node({}, N1, N2)}
+    for args in (["repair", "-a", "--yes", "blocks"], ["repair", "blocks", "-a", "--yes"]):
+        res, fake = invoke(args, responses)
+        assert res.exit_code == 0, res.output
+        assert fake.last("LaunchRepairOperation") == ({"node": "*"}, {"repairType": "blocks"})
+        assert res.output.count("launched") == 2
+    res, fake = invoke(["repair", "--yes", "scrub", "explode"])
+    assert res.exit_code == 2 and fake.calls == []
+
+
+def test_block_list_errors_and_info() -> None:
+    errors = [
+        {
+            "blockHash": HASH,
+            "refcount": 1,
+            "errorCount": 4,
+            "lastTrySecsAgo": 30,
+            "nextTryInSecs": 60,
+        }
+    ]
+    res, fake = invoke(["block", "list-errors"], {"ListBlockErrors": per_node(errors)})
+    assert res.exit_code == 0, res.output
+    assert fake.last("ListBlockErrors") == ({"node": "self"}, None)
+    assert res.output.splitlines()[1].split() == [HASH, "1", "4", "30s", "ago", "in", "60s"]
+
+    info = {
+        "blockHash": HASH,
+        "refcount": 1,
+        "versions": [
+            {
+                "versionId": "v1",
+                "refDeleted": False,
+                "versionDeleted": False,
+                "garbageCollected": False,
+                "backlink": {"object": {"bucketId": "cd" * 32, "key": "photo.jpg"}},
+            }
+        ],
+    }
+    res, fake = invoke(["block", "info", "abab"], {"GetBlockInfo": per_node(info)})
+    assert res.exit_code == 0, res.output
+    assert fake.last("GetBlockInfo") == ({"node": "self"}, {"blockHash": "abab"})
+    assert f"Block hash: {HASH}" in res.output and "Refcount: 1" in res.output
+    assert "v1       cdcdcdcdcdcdcdcd  photo.jpg  object" in res.output
+
+
+def test_block_retry_now_and_purge() -> None:
+    responses = {"RetryBlockResync": per_node({"count": 2})}
+    res, fake = invoke(["block", "retry-now", "--all"], responses)
+    assert res.exit_code == 0, res.output
+    assert fake.last("RetryBlockResync") == ({"node": "self"}, {"all": True})
+    res, fake = invoke(["block", "retry-now", HASH, "cd" * 32], responses)
+    assert fake.last("RetryBlockResync") == ({"node": "self"}, {"blockHashes": [HASH, "cd" * 32]})
+    assert "2 blocks returned in queue" in res.output
+    for bad in ([], ["--all", HASH]):
+        res, fake = invoke(["block", "retry-now", *bad], responses)
+        assert res.exit_code == 1 and fake.calls == []
+
+    res, fake = invoke(["block", "purge", HASH])
+    assert res.exit_code == 1 and "--yes" in res.stderr and fake.calls == []
+    purged = per_node(
+        {"blocksPurged": 1, "objectsDeleted": 2, "uploadsDeleted": 0, "versionsDeleted": 2}
+    )
+    res, fake = invoke(["block", "purge", "--yes", HASH], {"PurgeBlocks": purged})
+    assert res.exit_code == 0, res.output
+    assert fake.last("PurgeBlocks") == ({"node": "self"}, [HASH])
+    assert "Purged 1 blocks" in res.output and "2 objects" in res.output
+
+
+def test_meta_snapshot() -> None:
+    res, fake = invoke(["meta", "snapshot"], {"CreateMetadataSnapshot": per_node({})})
+    assert res.exit_code == 0, res.output
+    assert fake.last("CreateMetadataSnapshot") == ({"node": "self"}, None)
+    answer = per_node({}, N1, N2)
+    res, fake = invoke(["meta", "snapshot", "--all"], {"CreateMetadataSnapshot": answer})
+    assert fake.last("CreateMetadataSnapshot") == ({"node": "*"}, None)
+    assert res.output.count("snapshot created") == 2
