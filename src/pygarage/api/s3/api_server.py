@@ -76,6 +76,10 @@ class S3ApiServer:
                  elapsed * 1000)
         if not resp.prepared:
             resp.headers["x-amz-request-id"] = request_id
+            if request.body_exists and not request.content.is_eof():
+                # The body was not read (rejected early, maybe without 100 Continue, so the
+                # client may never send it): only closing keeps the stream in sync.
+                resp.force_close()
         return resp
 
     def _error(self, request: web.BaseRequest, e: errors.S3Error,
