@@ -115,11 +115,19 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         return web.Response(status=status, headers=headers)
     if v.inline is not None:
         return web.Response(status=status, headers=headers, body=v.inline[start:end])
+    chunks = stream_blocks(ctx.garage, v, start, end)
+    # Fetch the first block before sending headers: if it is missing or corrupted, the
+    # client gets a clean error instead of a cut stream.
+    first = await anext(chunks, b"") if end > start else b""
     resp = web.StreamResponse(status=status, headers=headers)
     await resp.prepare(ctx.request)
-    if end > start:
-        async for chunk in stream_blocks(ctx.garage, v, start, end):
+    try:
+        if first:
+            await resp.write(first)
+        async for chunk in chunks:
             await resp.write(chunk)
+    finally:
+        await chunks.aclose()
     await resp.write_eof()
     return resp
 

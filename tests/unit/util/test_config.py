@@ -1,0 +1,59 @@
+"""Config parsing: defaults, sizes, legacy keys, errors a person can act on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pygarage.util.config import ConfigError, config_from_dict, load_config, parse_size
+
+BASE = {"metadata_dir": "/m", "data_dir": "/d", "rpc_bind_addr": "[::]:3901",
+        "rpc_secret": "11" * 32, "replication_factor": 1}
+
+
+def test_sizes() -> None:
+    assert parse_size("1M") == 1_000_000
+    assert parse_size("1MiB") == 1 << 20
+    assert parse_size("10G") == 10 * 10**9
+    assert parse_size(42) == 42
+    with pytest.raises(ConfigError):
+        parse_size("lots")
+
+
+def test_defaults_and_sections() -> None:
+    c = config_from_dict(dict(BASE, s3_api={"s3_region": "eu", "api_bind_addr": "[::]:3900"},
+                              compression_level="none", block_size="256KiB"))
+    assert c.db_engine == "lmdb" and c.compression_level is None
+    assert c.block_size == 256 * 1024 and c.s3_api.s3_region == "eu"
+
+
+def test_legacy_replication_mode() -> None:
+    raw = dict(BASE)
+    del raw["replication_factor"]
+    raw["replication_mode"] = "none"
+    assert config_from_dict(raw).replication_factor == 1
+
+
+@pytest.mark.parametrize("bad, msg", [({"rpc_secret": "abc"}, "64 hex"),
+                                      ({"db_engine": "sled"}, "db_engine"),
+                                      ({"compression_level": 99}, "compression_level")])
+def test_errors(bad: dict[str, object], msg: str) -> None:
+    with pytest.raises(ConfigError, match=msg):
+        config_from_dict(dict(BASE, **bad))
+
+
+def test_missing_file_and_world_readable_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    secret = tmp_path / "secret"
+    secret.write_text("22" * 32)
+    os.chmod(secret, 0o644)
+    raw = dict(BASE)
+    del raw["rpc_secret"]
+    raw["rpc_secret_file"] = str(secret)
+    with pytest.raises(ConfigError, match="readable"):
+        config_from_dict(raw)
+    os.chmod(secret, 0o600)
+    assert config_from_dict(raw).rpc_secret == bytes.fromhex("22" * 32)
