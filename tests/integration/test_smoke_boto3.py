@@ -19,3 +19,13 @@ def test_put_get_list_delete(s3: Any, bucket: str) -> None:
     s3.delete_object(Bucket=bucket, Key="dir/big")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["small"]
+
+
+def test_sse_c_is_refused_not_ignored(s3: Any, bucket: str) -> None:
+    import pytest
+    key = os.urandom(32)
+    with pytest.raises(Exception, match="NotImplemented"):
+        s3.put_object(Bucket=bucket, Key="secret", Body=b"data", SSECustomerAlgorithm="AES256",
+                      SSECustomerKey=key)
+    with pytest.raises(Exception, match="NoSuchKey"):
+        s3.get_object(Bucket=bucket, Key="secret")

@@ -40,6 +40,10 @@ IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "CompleteMultipartUpload", "AbortMultipartUpload"}
 
 
+_SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm",
+                  "x-amz-copy-source-server-side-encryption-customer-algorithm")
+
+
 class S3ApiServer:
     def __init__(self, garage: Garage):
         self.garage = garage
@@ -54,9 +58,9 @@ class S3ApiServer:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start = time.monotonic()
         request_id = secrets.token_hex(8).upper()
-        name = "Unknown"
+        info = {"name": "Unknown"}
         try:
-            resp, name = await self._handle(request)
+            resp = await self._handle(request, info)
         except errors.S3Error as e:
             resp = self._error(request, e, request_id)
         except HelperError as e:
@@ -68,6 +72,7 @@ class S3ApiServer:
             log.exception("internal error on %s %s", request.method, request.path)
             resp = self._error(request, errors.InternalError(), request_id)
         elapsed = time.monotonic() - start
+        name = info["name"]
         metrics.api_requests.labels(name).inc()
         metrics.api_duration.labels(name).observe(elapsed)
         if resp.status >= 400:
@@ -92,17 +97,28 @@ class S3ApiServer:
         return web.Response(status=e.status, body=body, content_type="application/xml",
                             headers=headers)
 
-    async def _handle(self, request: web.BaseRequest) -> tuple[web.StreamResponse, str]:
+    async def _handle(self, request: web.BaseRequest,
+                      info: dict[str, str]) -> web.StreamResponse:
         raw_path, _, raw_query = request.raw_path.partition("?")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         bucket_name, key = split_path(raw_path, request.headers.get("host"), self.root_domain)
-        endpoint = route(request.method, bucket_name, key, query,
-                         {k.lower(): v for k, v in request.headers.items()})
+        unsupported: errors.S3Error | None = None
+        try:
+            endpoint = route(request.method, bucket_name, key, query,
+                             {k.lower(): v for k, v in request.headers.items()})
+        except errors.NotImplementedErr as e:
+            # Answered after authentication: anonymous or badly signed requests get a 403.
+            endpoint, unsupported = Endpoint("NotImplemented", bucket_name, key), e
+        info["name"] = endpoint.name
         if endpoint.name == "Options":
             raise errors.NotImplementedErr("CORS is not implemented yet")
         auth = verify_request(
             SignedRequest(request.method, raw_path, raw_query, list(request.headers.items())),
-            lookup_secret=self._lookup_secret, region=self.region, now=datetime.now(UTC))
+            lookup_secret=self._lookup_secret, region=self.region, now=datetime.now(UTC),
+            # As on AWS, GetBucketLocation may be signed for us-east-1: SDKs that were
+            # given no region (minio-py) ask it that way to learn the bucket's region.
+            also_accept_regions=("us-east-1",) if endpoint.name == "GetBucketLocation"
+            else ())
         if auth is None:
             raise errors.AccessDenied("anonymous access is not supported; sign your "
                                       "requests with an access key")
@@ -110,6 +126,12 @@ class S3ApiServer:
         if api_key is None or api_key.deleted:
             raise errors.InvalidAccessKeyId()
         ctx = ReqCtx(self.garage, request, endpoint, query, api_key, auth, bucket_name)
+        if unsupported is not None:
+            raise unsupported
+        if any(h in request.headers for h in _SSE_C_HEADERS):
+            # Never ignore it: the client believes the data is encrypted with its key.
+            raise errors.NotImplementedErr("SSE-C (customer-provided encryption keys) is not "
+                                           "implemented by pygarage yet")
         if endpoint.name not in IMPLEMENTED:
             raise errors.NotImplementedErr(f"{endpoint.name} is not implemented by pygarage")
         if bucket_name is not None and endpoint.name != "CreateBucket":
@@ -130,7 +152,7 @@ class S3ApiServer:
             # Only now that the request is authorised: a rejected client never sends its body.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # type: ignore[attr-defined]
-        return await self._dispatch(ctx, endpoint, body), endpoint.name
+        return await self._dispatch(ctx, endpoint, body)
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name

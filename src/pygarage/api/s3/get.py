@@ -4,7 +4,7 @@ checksums on request; block data streamed with a small read-ahead, never whole i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
@@ -133,7 +133,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
 
 
 async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int
-                        ) -> AsyncIterator[bytes]:
+                        ) -> AsyncGenerator[bytes, None]:
     """Yield bytes [start, end) of a block-stored version, fetching a few blocks ahead.
     A failure mid-stream raises: the server then cuts the connection, so the client never
     mistakes a truncated body for a complete one."""

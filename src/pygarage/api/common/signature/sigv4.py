@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -154,8 +154,14 @@ def signatures_equal(expected: str, provided: str) -> bool:
 
 
 def verify_request(req: SignedRequest, *, lookup_secret: Callable[[str], str | None],
-                   region: str, service: str = "s3", now: datetime) -> AuthResult | None:
-    """Check a request's SigV4 signature; None when it carries no credentials at all."""
+                   region: str, service: str = "s3", now: datetime,
+                   also_accept_regions: Collection[str] = ()) -> AuthResult | None:
+    """Check a request's SigV4 signature; None when it carries no credentials at all.
+
+    also_accept_regions: scope regions accepted besides `region` (the signature is then
+    checked against the scope's own region), e.g. us-east-1 for GetBucketLocation.
+    """
+    regions = (region, *also_accept_regions)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     headers = _header_map(req.headers)
@@ -169,10 +175,10 @@ def verify_request(req: SignedRequest, *, lookup_secret: Callable[[str], str | N
                                         "header should be specified")
         if len(authorization) != 1:
             raise errors.InvalidRequest("Multiple Authorization headers are not allowed")
-        return _verify_header_auth(req, headers, authorization[0], lookup_secret, region,
+        return _verify_header_auth(req, headers, authorization[0], lookup_secret, regions,
                                    service, now)
     if presigned:
-        return _verify_presigned(req, headers, lookup_secret, region, service, now)
+        return _verify_presigned(req, headers, lookup_secret, regions, service, now)
     if "AWSAccessKeyId" in query_names or "Signature" in query_names:
         raise errors.InvalidRequest("Signature Version 2 is not supported; "
                                     "use AWS Signature Version 4 (AWS4-HMAC-SHA256)")
@@ -193,7 +199,8 @@ class _Credential:
         return f"{self.date8}/{self.region}/{self.service}/aws4_request"
 
 
-def _parse_credential(value: str, region: str, service: str) -> _Credential:
+def _parse_credential(value: str, regions: Sequence[str], service: str) -> _Credential:
+    region = regions[0]
     parts = value.rsplit("/", 4)
     if len(parts) != 5 or not parts[0] or parts[4] != "aws4_request":
         raise errors.AuthorizationHeaderMalformed(
@@ -203,7 +210,7 @@ def _parse_credential(value: str, region: str, service: str) -> _Credential:
     if not re.fullmatch(r"\d{8}", cred.date8):
         raise errors.AuthorizationHeaderMalformed(
             f"The authorization header is malformed; incorrect date format {cred.date8!r}")
-    if cred.region != region:
+    if cred.region not in regions:
         # x-amz-bucket-region lets SDKs redirect themselves to the right region.
         raise errors.AuthorizationHeaderMalformed(
             f"The authorization header is malformed; the region '{cred.region}' is wrong; "
@@ -318,10 +325,10 @@ def _lookup(lookup_secret: Callable[[str], str | None], key_id: str) -> str:
 
 
 def _verify_header_auth(req: SignedRequest, headers: dict[str, list[str]], value: str,
-                        lookup_secret: Callable[[str], str | None], region: str, service: str,
-                        now: datetime) -> AuthResult:
+                        lookup_secret: Callable[[str], str | None], regions: Sequence[str],
+                        service: str, now: datetime) -> AuthResult:
     fields = _parse_authorization(value)
-    cred = _parse_credential(fields["Credential"], region, service)
+    cred = _parse_credential(fields["Credential"], regions, service)
     signed = _parse_signed_headers(fields["SignedHeaders"], headers)
     amz_date, when = _request_date(headers)
     if "x-amz-date" not in headers and "date" not in signed:
@@ -361,13 +368,13 @@ def _presign_params(raw_query: str) -> dict[str, str]:
 
 
 def _verify_presigned(req: SignedRequest, headers: dict[str, list[str]],
-                      lookup_secret: Callable[[str], str | None], region: str, service: str,
-                      now: datetime) -> AuthResult:
+                      lookup_secret: Callable[[str], str | None], regions: Sequence[str],
+                      service: str, now: datetime) -> AuthResult:
     params = _presign_params(req.raw_query)
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise errors.InvalidRequest(f"Unsupported X-Amz-Algorithm; only AWS Signature "
                                     f"Version 4 ({ALGORITHM}) is supported")
-    cred = _parse_credential(params["X-Amz-Credential"], region, service)
+    cred = _parse_credential(params["X-Amz-Credential"], regions, service)
     signed = _parse_signed_headers(params["X-Amz-SignedHeaders"], headers)
     amz_date = params["X-Amz-Date"]
     when = _parse_amz_date(amz_date)
