@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import lmdb
+import msgpack
 
 from .base import KV, Db, Transaction
 
 T = TypeVar("T")
+
+# LMDB refuses keys over 511 bytes, but table keys are a 32-byte hash plus the sort key, and
+# S3 object keys may be 1024 bytes. A key longer than _HEAD bytes is kept in a "group" entry
+# stored under its first _HEAD bytes + b"\x00": the group's value is the sorted list of the
+# (key, value) pairs of every long key with that head. Plain keys are at most _HEAD bytes,
+# so no plain key sorts between a group and its members: ordered ranges stay exact.
+_HEAD = 510
+_GROUP_LEN = _HEAD + 1
+_LONG_DB = b"__pg_long_keys"  # tree name -> (long keys - groups), so tree_len stays exact
+
+
+def _group_key(key: bytes) -> bytes:
+    return key[:_HEAD] + b"\x00"
+
+
+def _members(raw: Any) -> list[KV]:
+    return [(bytes(k), bytes(v)) for k, v in msgpack.unpackb(bytes(raw), use_list=True)]
 
 
 class _LmdbTx(Transaction):
@@ -20,28 +39,80 @@ class _LmdbTx(Transaction):
         self.txn = txn
 
     def get(self, tree: str, key: bytes) -> bytes | None:
+        if len(key) > _HEAD:
+            members = self._group(tree, key)
+            i = bisect.bisect_left(members, (key,))
+            return members[i][1] if i < len(members) and members[i][0] == key else None
         v = self.txn.get(key, db=self.db.handle(tree))
         return None if v is None else bytes(v)
 
     def insert(self, tree: str, key: bytes, value: bytes) -> None:
+        if len(key) > _HEAD:
+            members = self._group(tree, key)
+            before = len(members)
+            i = bisect.bisect_left(members, (key,))
+            if i < len(members) and members[i][0] == key:
+                members[i] = (key, value)
+            else:
+                members.insert(i, (key, value))
+            self._store_group(tree, key, members, before)
+            return
         self.txn.put(key, value, db=self.db.handle(tree))
 
     def remove(self, tree: str, key: bytes) -> None:
+        if len(key) > _HEAD:
+            members = self._group(tree, key)
+            before = len(members)
+            i = bisect.bisect_left(members, (key,))
+            if i < len(members) and members[i][0] == key:
+                del members[i]
+                self._store_group(tree, key, members, before)
+            return
         self.txn.delete(key, db=self.db.handle(tree))
+
+    def _group(self, tree: str, key: bytes) -> list[KV]:
+        raw = self.txn.get(_group_key(key), db=self.db.handle(tree))
+        return [] if raw is None else _members(raw)
+
+    def _store_group(self, tree: str, key: bytes, members: list[KV], before: int) -> None:
+        h = self.db.handle(tree)
+        if members:
+            self.txn.put(_group_key(key), msgpack.packb([list(m) for m in members]), db=h)
+        else:
+            self.txn.delete(_group_key(key), db=h)
+        delta = (max(len(members) - 1, 0)) - (max(before - 1, 0))
+        if delta:
+            raw = self.txn.get(tree.encode(), db=self.db.long_db)
+            extra = int.from_bytes(raw, "big", signed=True) if raw is not None else 0
+            self.txn.put(tree.encode(), (extra + delta).to_bytes(8, "big", signed=True),
+                         db=self.db.long_db)
 
     def range(self, tree: str, start: bytes | None = None, end: bytes | None = None,
               limit: int | None = None, reverse: bool = False) -> list[KV]:
         out: list[KV] = []
+        if limit is not None and limit <= 0:
+            return out  # as SQL's LIMIT 0
+
+        def entries(k: bytes, v: Any) -> list[KV]:
+            if len(k) != _GROUP_LEN:
+                return [(k, bytes(v))]
+            items = [(mk, mv) for mk, mv in _members(v)
+                     if (start is None or mk >= start) and (end is None or mk < end)]
+            return items[::-1] if reverse else items
+
         with self.txn.cursor(db=self.db.handle(tree)) as cur:
             if not reverse:
-                ok = cur.set_range(start) if start is not None else cur.first()
+                # A long start key's group sorts just before it (and nothing in between).
+                seek = _group_key(start) if start is not None and len(start) > _HEAD else start
+                ok = cur.set_range(seek) if seek is not None else cur.first()
                 while ok:
-                    k = cur.key()
+                    k = bytes(cur.key())
                     if end is not None and k >= end:
                         break
-                    out.append((bytes(k), bytes(cur.value())))
-                    if limit is not None and len(out) >= limit:
-                        break
+                    for kv in entries(k, cur.value()):
+                        out.append(kv)
+                        if limit is not None and len(out) >= limit:
+                            return out
                     ok = cur.next()
             else:
                 if end is not None:
@@ -50,12 +121,15 @@ class _LmdbTx(Transaction):
                 else:
                     ok = cur.last()
                 while ok:
-                    k = cur.key()
+                    k = bytes(cur.key())
+                    if start is not None and k < start and len(k) != _GROUP_LEN:
+                        break
+                    for kv in entries(k, cur.value()):
+                        out.append(kv)
+                        if limit is not None and len(out) >= limit:
+                            return out
                     if start is not None and k < start:
-                        break
-                    out.append((bytes(k), bytes(cur.value())))
-                    if limit is not None and len(out) >= limit:
-                        break
+                        break  # a group below start: its members were filtered above
                     ok = cur.prev()
         return out
 
@@ -71,6 +145,7 @@ class LmdbDb(Db):
                              metasync=False, readahead=False)
         self._handles: dict[str, Any] = {}
         self._lock = threading.RLock()
+        self.long_db = self.env.open_db(_LONG_DB)
 
     def handle(self, tree: str) -> Any:
         h = self._handles.get(tree)
@@ -92,7 +167,9 @@ class LmdbDb(Db):
 
     def tree_len(self, tree: str) -> int:
         with self.env.begin() as txn:
-            return int(txn.stat(self.handle(tree))["entries"])
+            raw = txn.get(tree.encode(), db=self.long_db)
+            extra = int.from_bytes(raw, "big", signed=True) if raw is not None else 0
+            return int(txn.stat(self.handle(tree))["entries"]) + extra
 
     def close(self) -> None:
         self.env.close()

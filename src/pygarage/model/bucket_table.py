@@ -11,7 +11,7 @@ from typing import Any
 
 from ..db.base import Transaction
 from ..util.codec import pack, unpack
-from ..util.crdt.lww import Lww, LwwMap, lww_map_merge, lww_merge
+from ..util.crdt.lww import Lww, LwwMap, lww_map_canonical, lww_map_merge, lww_merge
 
 MARKER = b"PGbkt1"
 
@@ -39,8 +39,10 @@ class Bucket:
         return self.deleted
 
     def encode(self) -> bytes:
-        return pack(MARKER, [self.id, self.created, self.deleted, self.aliases,
-                             self.local_aliases, self.authorized_keys, self.website, self.cors,
+        return pack(MARKER, [self.id, self.created, self.deleted,
+                             lww_map_canonical(self.aliases),
+                             lww_map_canonical(self.local_aliases),
+                             lww_map_canonical(self.authorized_keys), self.website, self.cors,
                              self.lifecycle, self.quotas])
 
     @staticmethod

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..db.base import Transaction
 from ..util.codec import pack, unpack
-from ..util.crdt.lww import Lww, LwwMap, lww_map_merge, lww_merge
+from ..util.crdt.lww import Lww, LwwMap, lww_map_canonical, lww_map_merge, lww_merge
 
 MARKER = b"PGkey1"
 
@@ -35,8 +35,9 @@ class Key:
 
     def encode(self) -> bytes:
         return pack(MARKER, [self.key_id, self.secret, self.created, self.deleted, self.name,
-                             self.allow_create_bucket, self.authorized_buckets,
-                             self.local_aliases])
+                             self.allow_create_bucket,
+                             lww_map_canonical(self.authorized_buckets),
+                             lww_map_canonical(self.local_aliases)])
 
     @staticmethod
     def decode(data: bytes) -> Key:

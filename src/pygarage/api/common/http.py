@@ -8,6 +8,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ...util.config import split_host_port
 
@@ -16,8 +17,30 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+class _ClientGarbageFilter(logging.Filter):
+    """aiohttp logs unparsable requests (a client's fault, answered 400) at ERROR with a
+    traceback; keep one INFO line instead, so a traceback in the log always means a bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            detail = " ".join(str(exc).split())[:200]
+            record.msg, record.args = f"{record.getMessage()}: {detail}", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_aiohttp_server_log = logging.getLogger("aiohttp.server")
+if not any(isinstance(f, _ClientGarbageFilter) for f in _aiohttp_server_log.filters):
+    _aiohttp_server_log.addFilter(_ClientGarbageFilter())
+
+
 async def serve(handler: Handler, bind: str, name: str) -> web.BaseRunner:
-    server = web.Server(handler, access_log=None, handler_cancellation=True)
+    # Request bodies are data: a `Content-Encoding: gzip` object must be stored as sent,
+    # never decompressed by the HTTP layer.
+    server = web.Server(handler, access_log=None, handler_cancellation=True,
+                        auto_decompress=False)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site: web.BaseSite

@@ -3,6 +3,8 @@ UploadPartCopy lives in multipart.py (it re-chunks a byte range)."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from aiohttp import web
 
 from ...model.helpers.bucket import BucketHelper
@@ -39,6 +41,11 @@ async def resolve_copy_source(ctx: ReqCtx) -> tuple[bytes, Object, ObjectVersion
     v = obj.current() if obj else None
     if obj is None or v is None or v.meta is None:
         raise errors.NoSuchKey("the source object does not exist")
+    # "bucket/key?versionId=...": only the current version (or "null") exists.
+    source_query = ctx.headers.get("x-amz-copy-source", "").partition("?")[2]
+    vid = dict(parse_qsl(source_query, keep_blank_values=True)).get("versionId")
+    if vid is not None and vid not in ("null", v.uuid.hex()):
+        raise errors.NoSuchVersion("the source version does not exist")
     lower = {k.lower(): val for k, val in ctx.headers.items()}
     check_conditions(lower, v.meta.etag, v.timestamp, copy_source=True)
     return bid, obj, v

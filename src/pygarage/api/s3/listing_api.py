@@ -123,7 +123,9 @@ async def handle_list_multipart_uploads(ctx: ReqCtx) -> web.Response:
     async def fetch(start: str, limit: int) -> list[_Upload]:
         objs = await ctx.garage.object_table.get_range(
             ctx.bucket_id, start.encode("utf-8", "surrogatepass"), "uploading", limit)
-        return [_Upload(o.key, v.uuid.hex(), v.timestamp) for o in objs for v in o.versions
+        # Several uploads of one key are listed in upload id order (list_page's tiebreak).
+        return [_Upload(o.key, v.uuid.hex(), v.timestamp) for o in objs
+                for v in sorted(o.versions, key=lambda v: v.uuid)
                 if v.state == UPLOADING and v.multipart]
 
     page = await list_page(fetch, prefix=prefix, delimiter=delimiter, start_after=key_marker,

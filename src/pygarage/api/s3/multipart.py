@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import re
 
 from aiohttp import web
 
@@ -27,7 +28,6 @@ from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.signature import checksum as ck
 from . import xml
-from .conditions import parse_range
 from .context import ReqCtx
 from .copy_object import resolve_copy_source
 from .get import stream_blocks
@@ -145,10 +145,12 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
     rng_hdr = ctx.headers.get("x-amz-copy-source-range")
     start, end = 0, size
     if rng_hdr is not None:
-        r = parse_range(rng_hdr, size)
-        if r is None:
-            raise errors.InvalidArgument("invalid x-amz-copy-source-range")
-        start, end = r
+        # Exactly bytes=first-last inside the source: no suffix, open or clamped ranges.
+        m = re.fullmatch(r"bytes=(\d{1,19})-(\d{1,19})", rng_hdr.strip())
+        if m is None or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) >= size:
+            raise errors.InvalidArgument(
+                f"Range specified is not valid for source object of size: {size}")
+        start, end = int(m.group(1)), int(m.group(2)) + 1
     if src.inline is not None:
         data = src.inline[start:end]
 

@@ -54,6 +54,9 @@ class ObjectVersion:
     meta: ObjectMeta | None = None
     inline: bytes | None = None
     first_block: bytes | None = None
+    # Aborted after having been Complete somewhere (concurrent Complete and Abort): it still
+    # makes every older version obsolete, so pruning never depends on the merge order.
+    was_complete: bool = False
 
     def order(self) -> tuple[int, bytes]:
         return (self.timestamp, self.uuid)
@@ -68,22 +71,32 @@ class ObjectVersion:
         """May this version own blocks (so must be cleaned up in the version table)?"""
         return self.kind == FIRST_BLOCK or self.state != COMPLETE
 
+    def supersedes_older(self) -> bool:
+        """Does this version make every older one obsolete (pruned on merge)?"""
+        return self.state == COMPLETE or self.was_complete
+
     def to_obj(self) -> list[Any]:
-        return [self.uuid, self.timestamp, self.state, self.multipart,
-                [list(h) for h in self.upload_headers], self.upload_checksum_algo, self.kind,
-                self.meta.to_obj() if self.meta else None, self.inline, self.first_block]
+        o = [self.uuid, self.timestamp, self.state, self.multipart,
+             [list(h) for h in self.upload_headers], self.upload_checksum_algo, self.kind,
+             self.meta.to_obj() if self.meta else None, self.inline, self.first_block]
+        return o + [True] if self.was_complete else o  # the usual form stays unchanged
 
     @staticmethod
     def from_obj(o: list[Any]) -> ObjectVersion:
         return ObjectVersion(o[0], o[1], o[2], o[3], [(a, b) for a, b in o[4]], o[5], o[6],
-                             ObjectMeta.from_obj(o[7]) if o[7] else None, o[8], o[9])
+                             ObjectMeta.from_obj(o[7]) if o[7] else None, o[8], o[9],
+                             len(o) > 10 and bool(o[10]))
 
     def merge(self, other: ObjectVersion) -> None:
+        was_complete = self.was_complete or other.was_complete or \
+            COMPLETE in (self.state, other.state)
         if other.state > self.state:
             self.__dict__.update(other.__dict__)
         elif other.state == self.state == COMPLETE and packb(other.to_obj()) > packb(
                 self.to_obj()):
             self.__dict__.update(other.__dict__)
+        if self.state == ABORTED:
+            self.was_complete = was_complete
 
 
 @dataclass
@@ -120,7 +133,8 @@ class Object:
             else:
                 mine.merge(v)
         versions = sorted(by_id.values(), key=ObjectVersion.order)
-        last_complete = max((i for i, v in enumerate(versions) if v.is_complete()), default=0)
+        last_complete = max((i for i, v in enumerate(versions) if v.supersedes_older()),
+                            default=0)
         self.versions = versions[last_complete:]
 
     # -- queries

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...db.base import Transaction
-from ...util.codec import pack, unpack
+from ...util.codec import pack, packb, unpack
 
 MARKER = b"PGver1"
 
@@ -58,7 +58,10 @@ class Version:
         else:
             for k, b in other.blocks.items():
                 self.blocks.setdefault(k, b)
-        if not self.backlink:
+        # The upload id's version is first linked to its upload, then to the object at
+        # Complete: the larger (by encoding: the object link) wins in any merge order.
+        if other.backlink and (not self.backlink or packb(list(other.backlink))
+                               > packb(list(self.backlink))):
             self.backlink = other.backlink
 
     def sorted_blocks(self) -> list[tuple[BlockKey, VersionBlock]]:

@@ -26,7 +26,12 @@ def lww_map_merge(a: LwwMap, b: LwwMap) -> LwwMap:
     out = dict(a)
     for k, v in b.items():
         out[k] = lww_merge(out[k], v) if k in out else v
-    return out
+    return lww_map_canonical(out)
+
+
+def lww_map_canonical(m: LwwMap) -> LwwMap:
+    """Sorted by key: equal maps then encode to equal bytes, whatever the insertion order."""
+    return dict(sorted(m.items()))
 
 
 def lww_update(current: Lww | None, ts: int, value: Any) -> Lww:
