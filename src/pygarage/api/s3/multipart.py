@@ -4,10 +4,10 @@ Complete gathers the chosen parts' blocks into the upload's version, renumbered 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,7 +33,14 @@ from .copy_object import resolve_copy_source
 from .get import stream_blocks
 from .meta import headers_to_store
 from .names import check_object_key
-from .put import Reader, checksum_algo_for, new_checksummer, write_blocks
+from .put import (
+    Reader,
+    Written,
+    checksum_algo_for,
+    new_checksummer,
+    verify_body_checksums,
+    write_blocks,
+)
 
 XML = "application/xml"
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -89,7 +96,9 @@ def _part_number(ctx: ReqCtx) -> int:
 
 
 async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
-                      ) -> tuple[MultipartUpload, int, bytes, int, ck.Checksums]:
+                      ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums]:
+    """Store a part's blocks under a new part version; -> (mpu, number, version, ts, size,
+    checksums). The part only counts once _finish_part records its ETag."""
     g = ctx.garage
     pn = _part_number(ctx)
     mpu, _, _ = await _load(ctx)
@@ -104,7 +113,7 @@ async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
     await g.version_table.insert(Version(part_version, backlink=("mpu", mpu.upload_id)))
     summer = new_checksummer(ctx, algo)
     size, _ = await write_blocks(g, part_version, pn, read, summer, first)
-    return mpu, pn, part_version, ts, summer.result()
+    return mpu, pn, part_version, ts, size, summer.result()
 
 
 async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts: int,
@@ -115,26 +124,18 @@ async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts
 
 
 async def handle_upload_part(ctx: ReqCtx, read: Reader,
-                             trailers_fn: object) -> web.Response:
-    from .put import Written, verify_body_checksums
+                             trailers: Callable[[], dict[str, str]]) -> web.Response:
     algo, declared = checksum_algo_for(ctx)
-    mpu, pn, pv, ts, sums = await _store_part(ctx, read, algo)
-    w = Written(0, sums, None, None)
-    trailers = trailers_fn() if callable(trailers_fn) else {}
-    checksum = verify_body_checksums(ctx, w, trailers, declared)
+    mpu, pn, pv, ts, size, sums = await _store_part(ctx, read, algo)
+    checksum = verify_body_checksums(ctx, Written(size, sums, None, None), trailers(),
+                                     declared)
     assert sums.md5 is not None
     etag = sums.md5.hex()
-    size = (await _part_size(ctx, pv))
     await _finish_part(ctx, mpu, pn, pv, ts, size, etag, checksum[1] if checksum else None)
     headers = {"ETag": f'"{etag}"'}
     if checksum:
         headers[f"x-amz-checksum-{checksum[0]}"] = checksum[1]
     return web.Response(headers=headers)
-
-
-async def _part_size(ctx: ReqCtx, version: bytes) -> int:
-    v = await ctx.garage.version_table.get(version)
-    return sum(b.size for b in v.blocks.values()) if v else 0
 
 
 async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
@@ -174,7 +175,7 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
         del buf[:n]
         return out
 
-    mpu, pn, pv, ts, sums = await _store_part(ctx, read, None)
+    mpu, pn, pv, ts, _size, sums = await _store_part(ctx, read, None)
     assert sums.md5 is not None
     etag = sums.md5.hex()
     await _finish_part(ctx, mpu, pn, pv, ts, end - start, etag, None)
@@ -271,5 +272,4 @@ async def handle_list_parts(ctx: ReqCtx) -> web.Response:
                               max_parts=max_parts, truncated=truncated,
                               owner_id=ctx.api_key.key_id,
                               checksum_algorithm=v.upload_checksum_algo)
-    await asyncio.sleep(0)
     return web.Response(body=body, content_type=XML)
