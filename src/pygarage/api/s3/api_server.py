@@ -28,6 +28,7 @@ from .router import Endpoint, route, split_path
 log = logging.getLogger(__name__)
 
 MAX_XML_BODY = 4 * 1024 * 1024
+MAX_PUT_SIZE = 5 * 1024**3  # AWS's limit for one PUT (and one part)
 
 READ_ENDPOINTS = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2",
                   "ListObjectVersions", "ListMultipartUploads", "ListParts", "HeadBucket",
@@ -196,6 +197,13 @@ class S3ApiServer:
             return await delete.handle_delete_objects(ctx, await xml_body())
         if n == "CompleteMultipartUpload":
             return await multipart.handle_complete(ctx, await xml_body())
+        if n in ("PutObject", "UploadPart"):
+            if "content-length" not in ctx.headers and \
+                    "chunked" not in ctx.headers.get("transfer-encoding", "").lower():
+                raise errors.MissingContentLength()
+            if body.declared_length is not None and body.declared_length > MAX_PUT_SIZE:
+                raise errors.EntityTooLarge(f"a single upload is limited to {MAX_PUT_SIZE} "
+                                            "bytes: use a multipart upload")
         if n == "PutObject":
             return await put.handle_put_object(ctx, body.read, lambda: body.trailers)
         if n == "UploadPart":
