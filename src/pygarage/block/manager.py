@@ -60,9 +60,12 @@ class BlockManager:
 
     async def write_local(self, h: bytes, block: DataBlock) -> None:
         async with self._lock(h):
-            if self.store.find(h) is not None:
-                return  # deduplicated: same content, same address
-            await asyncio.to_thread(self.store.write, h, block)
+            await asyncio.to_thread(self._write_if_absent, h, block)
+
+    def _write_if_absent(self, h: bytes, block: DataBlock) -> None:
+        # The lookup runs in the worker thread too: no file system call on the event loop.
+        if not self.store.has(h):  # else deduplicated: same content, same address
+            self.store.write(h, block)
 
     # -- reads
     async def get_block(self, h: bytes) -> bytes:
@@ -72,16 +75,20 @@ class BlockManager:
         return await self.read_local(h)
 
     async def read_local(self, h: bytes) -> bytes:
-        block = await asyncio.to_thread(self.store.read, h)
-        if block is None:
-            raise MissingBlock(f"block {h.hex()} not found on this node")
         try:
-            return await asyncio.to_thread(unpack_block, h, block)
+            data = await asyncio.to_thread(self._read_verified, h)  # one thread hop, not two
         except CorruptData:
             self.corruptions += 1
             log.error("block %s is corrupted on disk; moved aside", h.hex())
             await asyncio.to_thread(self.store.move_corrupted, h)
             raise
+        if data is None:
+            raise MissingBlock(f"block {h.hex()} not found on this node")
+        return data
+
+    def _read_verified(self, h: bytes) -> bytes | None:
+        block = self.store.read(h)
+        return None if block is None else unpack_block(h, block)
 
     # -- refcount hooks (called inside block_ref table transactions)
     def incref(self, tx: Transaction, h: bytes) -> None:

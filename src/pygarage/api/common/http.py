@@ -39,8 +39,10 @@ if not any(isinstance(f, _ClientGarbageFilter) for f in _aiohttp_server_log.filt
 async def serve(handler: Handler, bind: str, name: str) -> web.BaseRunner:
     # Request bodies are data: a `Content-Encoding: gzip` object must be stored as sent,
     # never decompressed by the HTTP layer.
+    # read_bufsize: with aiohttp's 64 KiB default, a streamed body pauses and resumes the
+    # socket every 128 KiB; 1 MiB (one block) keeps large PUTs flowing.
     server = web.Server(handler, access_log=None, handler_cancellation=True,
-                        auto_decompress=False)
+                        auto_decompress=False, read_bufsize=1 << 20)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site: web.BaseSite

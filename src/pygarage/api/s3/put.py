@@ -2,9 +2,10 @@
 
 Flow: read the first block; under INLINE_THRESHOLD it goes inside the object entry. Otherwise
 the object gets an Uploading version, then each block_size chunk is checksummed (MD5 for the
-ETag, plus what the client asked) in order in a worker thread, while earlier chunks are hashed,
-compressed and stored concurrently (at most MAX_IN_FLIGHT). The version becomes Complete only
-after every block is stored and every checksum verified; any failure marks it Aborted.
+ETag, plus what the client asked) in order in the upload's own worker thread, while chunks are
+hashed, compressed and stored concurrently (at most MAX_IN_FLIGHT). Stored blocks are listed in
+the version entry VERSION_BATCH at a time. The version becomes Complete only after every block
+is stored and listed and every checksum verified; any failure marks it Aborted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 
 INLINE_THRESHOLD = 3072
 MAX_IN_FLIGHT = 3
+# The version entry holds every block of the object and each write of it re-encodes it all:
+# listing blocks one by one would cost O(blocks^2) for a large object.
+VERSION_BATCH = 8
+THREAD_MIN = 64 * 1024  # smaller blocks are hashed and packed inline: cheaper than a thread
 
 Reader = Callable[[int], Awaitable[bytes]]
 
@@ -65,35 +72,58 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
     """Store blocks of (first + the rest of read()) for `version`; -> (size, first hash)."""
     bs = garage.config.block_size
     bm = garage.block_manager
+    loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(MAX_IN_FLIGHT)
     tasks: list[asyncio.Task[bytes]] = []
     offset = 0
+    # Checksums must see the blocks in order: a worker thread of this upload's own takes them
+    # in turn, so hashing overlaps reading and storing instead of gating them.
+    hasher: ThreadPoolExecutor | None = None
+    summing: deque[asyncio.Future[None]] = deque()
+    unlisted: dict[tuple[int, int], VersionBlock] = {}  # stored, not yet in the version
+
+    async def list_stored() -> None:
+        if unlisted:
+            blocks = dict(unlisted)
+            unlisted.clear()
+            await garage.version_table.insert(Version(version, blocks=blocks))
 
     async def store(data: bytes, off: int) -> bytes:
         try:
-            h, block = await asyncio.to_thread(bm.pack, data)
+            h, block = (bm.pack(data) if len(data) < THREAD_MIN
+                        else await asyncio.to_thread(bm.pack, data))
             # Reference first, then write: GC never deletes a block between the two.
             await garage.block_ref_table.insert(BlockRef(h, version))
             await bm.put_block(h, block)
-            await garage.version_table.insert(
-                Version(version, blocks={(part, off): VersionBlock(h, len(data))}))
+            unlisted[(part, off)] = VersionBlock(h, len(data))
+            if len(unlisted) >= VERSION_BATCH:
+                await list_stored()
             return h
         finally:
             sem.release()
 
-    async with asyncio.TaskGroup() as tg:
-        summing: asyncio.Future[None] | None = None
-        data = first
-        while data:
-            if summing is not None:
-                await summing  # MD5 must see blocks in order
-            summing = asyncio.ensure_future(asyncio.to_thread(summer.update, data))
-            await sem.acquire()
-            tasks.append(tg.create_task(store(data, offset)))
-            offset += len(data)
-            data = await read(bs)
-        if summing is not None:
-            await summing
+    try:
+        async with asyncio.TaskGroup() as tg:
+            data = first
+            while data:
+                if hasher is None and len(data) < THREAD_MIN:
+                    summer.update(data)
+                else:
+                    if hasher is None:
+                        hasher = ThreadPoolExecutor(1, thread_name_prefix="put-checksum")
+                    summing.append(loop.run_in_executor(hasher, summer.update, data))
+                    if len(summing) > MAX_IN_FLIGHT:
+                        await summing.popleft()
+                await sem.acquire()
+                tasks.append(tg.create_task(store(data, offset)))
+                offset += len(data)
+                data = await read(bs)
+            while summing:
+                await summing.popleft()
+    finally:
+        if hasher is not None:
+            hasher.shutdown(wait=False, cancel_futures=True)
+        await list_stored()  # on failure too: aborting the version frees what it lists
     return offset, (tasks[0].result() if tasks else None)
 
 

@@ -1,0 +1,543 @@
+#!/usr/bin/env python3
+"""Throughput of one pygarage node on loopback, next to the machine's limits and moto_server.
+
+Not a test: prints a table and writes bench/results/throughput-<timestamp>.json.
+See bench/README.md for how to run it and how to read the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import mmap
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from yarl import URL
+
+from pygarage.testing.node import GarageNode, free_port
+
+MiB = 1 << 20
+CHUNK = MiB  # client write size, disk limit I/O size
+SMALL_SIZE = 4096
+BUCKET = "bench"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# --------------------------------------------------------------------------- signing
+
+class _UnsignedPayloadAuth(S3SigV4Auth):
+    """SigV4 header auth with x-amz-content-sha256: UNSIGNED-PAYLOAD."""
+
+    def _should_sha256_sign_payload(self, request: AWSRequest) -> bool:
+        return False
+
+
+class Signer:
+    def __init__(self, endpoint: str, key_id: str, secret: str, region: str):
+        self.endpoint = endpoint
+        self.auth = _UnsignedPayloadAuth(Credentials(key_id, secret), "s3", region)
+
+    def sign(self, method: str, path: str, headers: dict[str, str] | None = None
+             ) -> tuple[URL, dict[str, str]]:
+        url = f"{self.endpoint}{path}"
+        req = AWSRequest(method=method, url=url, headers=dict(headers or {}))
+        self.auth.add_auth(req)
+        return URL(url, encoded=True), dict(req.headers.items())
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+def _proc_cpu(pid: int, kernel_only: bool = False) -> float:
+    """utime + stime (or stime only) of a process and its reaped children, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(f) for i, f in enumerate(fields[11:15]) if not kernel_only or i % 2)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds spent by everything on the machine (all CPUs), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    busy = sum(int(f) for i, f in enumerate(fields[:8]) if i not in (3, 4))  # - idle, iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class Phase:
+    """Wall time and CPU seconds of this process, of the server and of everything else on
+    the machine (other processes compete for the same cores), for one timed phase."""
+
+    def __init__(self, server_pid: int | None):
+        self.server_pid = server_pid
+
+    def __enter__(self) -> Phase:
+        self.c0 = time.process_time()
+        self.s0 = _proc_cpu(self.server_pid) if self.server_pid else 0.0
+        self.k0 = _proc_cpu(self.server_pid, kernel_only=True) if self.server_pid else 0.0
+        self.m0 = _machine_busy()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.client_cpu = time.process_time() - self.c0
+        self.server_cpu = (_proc_cpu(self.server_pid) - self.s0) if self.server_pid else None
+        self.server_sys = (_proc_cpu(self.server_pid, kernel_only=True) - self.k0
+                           ) if self.server_pid else None
+        self.other_cpu = max(0.0, _machine_busy() - self.m0 - self.client_cpu
+                             - (self.server_cpu or 0.0))
+
+    def record(self, **extra: Any) -> dict[str, Any]:
+        d: dict[str, Any] = {"seconds": round(self.wall, 4),
+                             "client_cpu_s": round(self.client_cpu, 3)}
+        if self.server_cpu is not None and self.server_sys is not None:
+            d["server_cpu_s"] = round(self.server_cpu, 3)
+            d["server_kernel_cpu_s"] = round(self.server_sys, 3)  # part of server_cpu_s
+        d["other_processes_cpu_s"] = round(self.other_cpu, 3)
+        d.update(extra)
+        return d
+
+
+@contextlib.contextmanager
+def profiled(pid: int | None, out_dir: Path | None, name: str) -> Iterator[None]:
+    """py-spy record the server during a phase, if --profile-dir was given."""
+    if pid is None or out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spy = subprocess.Popen(["py-spy", "record", "-p", str(pid), "-r", "200", "-f", "raw",
+                            "-o", str(out_dir / f"{name}.txt"), "--nonblocking"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spy.send_signal(2)
+        spy.wait(30)
+
+
+def mbps(nbytes: int, seconds: float) -> float:
+    return nbytes / MiB / seconds if seconds > 0 else float("inf")
+
+
+# --------------------------------------------------------------------------- machine limits
+
+def limit_md5(mv: memoryview, size: int) -> tuple[float, str]:
+    m = hashlib.md5(usedforsecurity=False)
+    t0 = time.perf_counter()
+    for off in range(0, size, CHUNK):
+        m.update(mv[off:off + CHUNK])
+    return mbps(size, time.perf_counter() - t0), m.hexdigest()
+
+
+def limit_disk(mv: memoryview, size: int, directory: Path) -> tuple[float, float]:
+    """-> (write+fsync MiB/s, read MiB/s) of `size` bytes in 1 MiB I/Os in `directory`."""
+    path = directory / "bench-disk-limit.tmp"
+    try:
+        t0 = time.perf_counter()
+        with open(path, "wb", buffering=0) as f:
+            for off in range(0, size, CHUNK):
+                f.write(mv[off:off + CHUNK])
+            os.fsync(f.fileno())
+        write = mbps(size, time.perf_counter() - t0)
+        buf = bytearray(CHUNK)
+        got = 0
+        t0 = time.perf_counter()
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                got += n
+        read = mbps(got, time.perf_counter() - t0)
+        assert got == size
+        return write, read
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def limit_tcp(mv: memoryview, size: int) -> float:
+    """A socket server thread sends `size` bytes over loopback to a client that discards."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def send() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            for off in range(0, size, CHUNK):
+                conn.sendall(mv[off:off + CHUNK])
+
+    th = threading.Thread(target=send, daemon=True)
+    th.start()
+    buf = memoryview(bytearray(CHUNK))
+    got = 0
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        while got < size:
+            n = c.recv_into(buf)
+            if not n:
+                break
+            got += n
+    dt = time.perf_counter() - t0
+    th.join()
+    srv.close()
+    assert got == size, (got, size)
+    return mbps(size, dt)
+
+
+# --------------------------------------------------------------------------- large object
+
+async def large_put(session: aiohttp.ClientSession, signer: Signer, key: str,
+                    mv: memoryview, size: int) -> str:
+    url, headers = signer.sign("PUT", f"/{BUCKET}/{key}", {"Content-Length": str(size)})
+
+    async def body() -> AsyncIterator[memoryview]:
+        for off in range(0, size, CHUNK):
+            yield mv[off:off + CHUNK]
+
+    async with session.put(url, data=body(), headers=headers) as r:
+        text = await r.text()
+        if r.status != 200:
+            raise RuntimeError(f"large PUT: HTTP {r.status}: {text[:500]}")
+        return r.headers.get("ETag", "").strip('"')
+
+
+async def large_get(session: aiohttp.ClientSession, signer: Signer, key: str,
+                    mv: memoryview, size: int) -> tuple[int, bool]:
+    """Stream the object, comparing every byte with the source (memcmp, far cheaper than
+    MD5); -> (bytes received, all equal)."""
+    url, headers = signer.sign("GET", f"/{BUCKET}/{key}")
+    pos = 0
+    same = True
+    async with session.get(url, headers=headers) as r:
+        if r.status != 200:
+            raise RuntimeError(f"large GET: HTTP {r.status}: {(await r.text())[:500]}")
+        async for chunk in r.content.iter_any():
+            n = len(chunk)
+            if same and mv[pos:pos + n].tobytes() != chunk:
+                same = False
+            pos += n
+    return pos, same and pos == size
+
+
+# --------------------------------------------------------------------------- small objects
+
+async def small_ops(endpoint: str, signer: Signer, payloads: list[bytes], concurrency: int,
+                    prefix: str, phase: Callable[[], Phase]) -> dict[str, Any]:
+    """count PUTs then count GETs of distinct keys, `concurrency` at a time. Requests are
+    signed just before each timed loop (signing is client work, not server work)."""
+    count = len(payloads)
+    keys = [f"{prefix}/{i:06d}" for i in range(count)]
+    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    out: dict[str, Any] = {"count": count, "concurrency": concurrency,
+                           "object_size": len(payloads[0])}
+    errors: list[str] = []
+
+    async def run(reqs: list[tuple[URL, dict[str, str]]], method: str,
+                  session: aiohttp.ClientSession) -> None:
+        it = iter(range(len(reqs)))
+
+        async def worker() -> None:
+            for i in it:
+                url, headers = reqs[i]
+                data = payloads[i] if method == "PUT" else None
+                async with session.request(method, url, data=data, headers=headers) as r:
+                    body = await r.read()
+                    if r.status != 200:
+                        errors.append(f"{method} {i}: HTTP {r.status} {body[:200]!r}")
+                    elif method == "GET" and body != payloads[i]:
+                        errors.append(f"GET {i}: wrong content")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as s:
+        # Warm-up (untimed): open the connections, let both servers settle.
+        warm = [signer.sign("PUT", f"/{BUCKET}/{prefix}-warm/{i}",
+                            {"Content-Length": str(len(payloads[i]))})
+                for i in range(min(count, 2 * concurrency))]
+        await run(warm, "PUT", s)
+        put_reqs = [signer.sign("PUT", f"/{BUCKET}/{k}",
+                                {"Content-Length": str(len(payloads[i]))})
+                    for i, k in enumerate(keys)]
+        with phase() as p:
+            await run(put_reqs, "PUT", s)
+        out["put"] = p.record(ops_per_s=round(count / p.wall, 1))
+        get_reqs = [signer.sign("GET", f"/{BUCKET}/{k}") for k in keys]
+        with phase() as p:
+            await run(get_reqs, "GET", s)
+        out["get"] = p.record(ops_per_s=round(count / p.wall, 1))
+    if errors:
+        raise RuntimeError(f"{len(errors)} small-object errors, first: {errors[:3]}")
+    return out
+
+
+# --------------------------------------------------------------------------- moto
+
+class MotoServer:
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.log = open(root / "moto.log", "ab")
+        exe = shutil.which("moto_server")
+        cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
+        self.proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited; see {root / 'moto.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+async def create_bucket(signer: Signer) -> None:
+    url, headers = signer.sign("PUT", f"/{BUCKET}")
+    async with aiohttp.ClientSession() as s, s.put(url, headers=headers) as r:
+        if r.status != 200:
+            raise RuntimeError(f"create bucket: HTTP {r.status}: {await r.text()}")
+
+
+# --------------------------------------------------------------------------- main
+
+def machine_info(workdir: Path) -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    fs = ""
+    with contextlib.suppress(Exception):
+        fs = subprocess.run(["df", "-T", str(workdir)], capture_output=True, text=True
+                            ).stdout.splitlines()[-1].split()[1]
+    return {"nproc": os.cpu_count(), "affinity_cpus": len(os.sched_getaffinity(0)),
+            "loadavg_at_start": os.getloadavg(),
+            "cpu_model": cpu, "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "aiohttp": aiohttp.__version__, "workdir_fs": fs,
+            "mem_total_mib": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // MiB}
+
+
+def make_source(path: Path, size: int) -> tuple[mmap.mmap, memoryview]:
+    """`size` random (incompressible, not deduplicable) bytes in a file, mapped."""
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+    mm.madvise(mmap.MADV_WILLNEED)
+    return mm, memoryview(mm)
+
+
+async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    res: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                           "machine": machine_info(work),
+                           "options": {k: str(v) if isinstance(v, Path) else v
+                                       for k, v in vars(args).items()}}
+    size = args.large_mib * MiB
+    node = GarageNode(work / "node", db_engine=args.db_engine)
+    res["server"] = {"db_engine": args.db_engine, "block_size": "1 MiB (default)",
+                     "compression_level": "1 (default)", "data_fsync": False,
+                     "GARAGE_LOG": os.environ.get("GARAGE_LOG", "info")}
+    node.start()
+    moto: MotoServer | None = None
+    mm = None
+    try:
+        assert node.proc is not None
+        pid = node.proc.pid
+        key_id, secret = node.create_key("bench")
+        node.create_bucket(BUCKET, key_id)
+        signer = Signer(node.endpoint, key_id, secret, "garage")
+
+        print(f"generating {args.large_mib} MiB of random data ...", flush=True)
+        mm, mv = make_source(work / "source.bin", size)
+
+        # ---- machine limits
+        print("measuring machine limits ...", flush=True)
+        data_dir = node.root / "data"
+        md5_rate, md5_hex = limit_md5(mv, size)
+        disk_w, disk_r = limit_disk(mv, size, data_dir)
+        tcp = limit_tcp(mv, size)
+        res["limits"] = {
+            "md5_mib_s": round(md5_rate, 1), "disk_write_fsync_mib_s": round(disk_w, 1),
+            "disk_read_mib_s": round(disk_r, 1), "tcp_loopback_mib_s": round(tcp, 1),
+            "put_limit_mib_s": round(min(md5_rate, disk_w), 1),
+            "get_limit_mib_s": round(min(tcp, disk_r), 1),
+            "note": "disk read may come from the page cache, as the server's reads may"}
+
+        # ---- large object
+        print(f"large object: PUT + GET of {args.large_mib} MiB ...", flush=True)
+        conn = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=conn, read_bufsize=4 * MiB,
+                                         auto_decompress=False,
+                                         timeout=aiohttp.ClientTimeout(total=3600)) as s:
+            with profiled(pid, args.profile_dir, "large_put"), Phase(pid) as p:
+                etag = await large_put(s, signer, "large", mv, size)
+            put = p.record(mib_s=round(mbps(size, p.wall), 1))
+            with profiled(pid, args.profile_dir, "large_get"), Phase(pid) as p:
+                got, same = await large_get(s, signer, "large", mv, size)
+            get = p.record(mib_s=round(mbps(size, p.wall), 1))
+        if etag != md5_hex:
+            raise RuntimeError(f"ETag {etag} != MD5 of the uploaded data {md5_hex}")
+        if got != size or not same:
+            raise RuntimeError(f"GET returned {got} bytes, content equal: {same}")
+        res["large"] = {"size_mib": args.large_mib, "put": put, "get": get,
+                        "etag_matches_md5": True, "get_content_verified": True}
+        mv.release()
+        mm.close()
+        mm = None
+        (work / "source.bin").unlink()
+
+        # ---- small objects
+        print(f"small objects: {args.small_count} x 4 KiB, concurrency {args.concurrency} "
+              "(pygarage) ...", flush=True)
+        payloads = [os.urandom(SMALL_SIZE) for _ in range(args.small_count)]
+
+        def gphase() -> Phase:
+            return Phase(pid)
+
+        with profiled(pid, args.profile_dir, "small"):
+            res["small"] = {"pygarage": await small_ops(node.endpoint, signer, payloads,
+                                                        args.concurrency, "small", gphase)}
+        if not args.skip_moto:
+            print("small objects (moto_server) ...", flush=True)
+            moto = MotoServer(work)
+            msigner = Signer(moto.endpoint, "bench", "benchsecret", "us-east-1")
+            await create_bucket(msigner)
+            mpid = moto.proc.pid
+
+            def mphase() -> Phase:
+                return Phase(mpid)
+
+            res["small"]["moto"] = await small_ops(moto.endpoint, msigner, payloads,
+                                                   args.concurrency, "small", mphase)
+    finally:
+        if mm is not None:
+            with contextlib.suppress(BufferError):
+                mm.close()
+        if moto is not None:
+            moto.stop()
+        node.stop()
+    res["machine"]["loadavg_at_end"] = os.getloadavg()
+    return res
+
+
+def summarize(res: dict[str, Any]) -> list[dict[str, Any]]:
+    lim, large, small = res["limits"], res["large"], res["small"]
+    rows = [("large PUT MiB/s", large["put"]["mib_s"], lim["put_limit_mib_s"],
+             "min(disk write+fsync, MD5)", 0.5),
+            ("large GET MiB/s", large["get"]["mib_s"], lim["get_limit_mib_s"],
+             "min(TCP loopback, disk read)", 0.5)]
+    if "moto" in small:
+        rows += [("small PUT ops/s", small["pygarage"]["put"]["ops_per_s"],
+                  small["moto"]["put"]["ops_per_s"], "moto_server", 3.0),
+                 ("small GET ops/s", small["pygarage"]["get"]["ops_per_s"],
+                  small["moto"]["get"]["ops_per_s"], "moto_server", 3.0)]
+    else:
+        rows += [("small PUT ops/s", small["pygarage"]["put"]["ops_per_s"], None, "-", 3.0),
+                 ("small GET ops/s", small["pygarage"]["get"]["ops_per_s"], None, "-", 3.0)]
+    out = []
+    for figure, ours, base, what, target in rows:
+        ratio = round(ours / base, 2) if base else None
+        out.append({"figure": figure, "pygarage": ours, "baseline": base, "baseline_is": what,
+                    "ratio": ratio, "target": target,
+                    "met": None if ratio is None else ratio >= target})
+    return out
+
+
+def print_table(res: dict[str, Any]) -> None:
+    m = res["machine"]
+    lim = res["limits"]
+    print(f"\nmachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+          f"db_engine={res['server']['db_engine']}")
+    print(f"limits (MiB/s): MD5 {lim['md5_mib_s']}, disk write+fsync "
+          f"{lim['disk_write_fsync_mib_s']}, disk read {lim['disk_read_mib_s']}, "
+          f"TCP loopback {lim['tcp_loopback_mib_s']}")
+    hdr = f"{'figure':<17} {'pygarage':>10} {'baseline':>10} {'ratio':>7} {'target':>7}  " \
+          f"{'baseline is'}"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in res["summary"]:
+        base = f"{r['baseline']:.1f}" if r["baseline"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        flag = "" if r["met"] is None else (" ok" if r["met"] else " MISSED")
+        print(f"{r['figure']:<17} {r['pygarage']:>10.1f} {base:>10} {ratio:>7} "
+              f"{r['target']:>6}x  {r['baseline_is']}{flag}")
+    lg = res["large"]
+    print("CPU seconds client/server/other processes: " + ", ".join(
+        f"{name} {ph['client_cpu_s']}/{ph.get('server_cpu_s')}/{ph['other_processes_cpu_s']}"
+        for name, ph in (("large PUT", lg["put"]), ("large GET", lg["get"]),
+                         ("small PUT", res["small"]["pygarage"]["put"]),
+                         ("small GET", res["small"]["pygarage"]["get"]))))
+    print(f"load average at start {m['loadavg_at_start'][0]:.2f}, at end "
+          f"{m['loadavg_at_end'][0]:.2f} (other processes share the same CPUs)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--large-mib", type=int, default=1024, help="large object size (MiB)")
+    ap.add_argument("--small-count", type=int, default=5000, help="number of 4 KiB objects")
+    ap.add_argument("--concurrency", type=int, default=16, help="small-object concurrency")
+    ap.add_argument("--skip-moto", action="store_true", help="no moto_server baseline")
+    ap.add_argument("--db-engine", choices=["lmdb", "sqlite"], default="lmdb")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="where the node and scratch files go (default: a temp dir)")
+    ap.add_argument("--profile-dir", type=Path, default=None,
+                    help="py-spy record the server per phase into this dir (needs py-spy)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pygarage-bench-", dir=args.workdir))
+    try:
+        res = asyncio.run(bench(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    res["summary"] = summarize(res)
+    print_table(res)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"throughput-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
