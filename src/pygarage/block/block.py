@@ -6,6 +6,7 @@ functions in a worker thread (blake3 and zstandard release the GIL).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import zstandard
@@ -20,11 +21,33 @@ class DataBlock:
     payload: bytes  # as written to disk (zstd frame if compressed)
 
 
+# zstd contexts are costly to set up (a third of compressing a 1 MiB block, most of a small
+# one) and not thread-safe: one per thread (and level), reused.
+_zstd = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cs: dict[int, zstandard.ZstdCompressor] | None = getattr(_zstd, "c", None)
+    if cs is None:
+        cs = _zstd.c = {}
+    c = cs.get(level)
+    if c is None:
+        c = cs[level] = zstandard.ZstdCompressor(level=level)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_zstd, "d", None)
+    if d is None:
+        d = _zstd.d = zstandard.ZstdDecompressor()
+    return d
+
+
 def pack_block(data: bytes, level: int | None) -> tuple[bytes, DataBlock]:
     """-> (hash of plain data, block to store). Keeps zstd only when it saves space."""
     h = block_hash(data)
     if level is not None:
-        z = zstandard.ZstdCompressor(level=level).compress(data)
+        z = _compressor(level).compress(data)
         if len(z) < len(data):
             return h, DataBlock(True, z)
     return h, DataBlock(False, data)
@@ -33,7 +56,7 @@ def pack_block(data: bytes, level: int | None) -> tuple[bytes, DataBlock]:
 def unpack_block(h: bytes, block: DataBlock) -> bytes:
     """Plain bytes, verified against the hash: a corrupted file is never served."""
     try:
-        data = (zstandard.ZstdDecompressor().decompress(block.payload)
+        data = (_decompressor().decompress(block.payload)
                 if block.compressed else block.payload)
     except zstandard.ZstdError as e:
         raise CorruptData(f"block {h.hex()}: bad zstd data: {e}") from None

@@ -65,7 +65,7 @@ class BlockManager:
     def _write_if_absent(self, h: bytes, block: DataBlock) -> None:
         # The lookup runs in the worker thread too: no file system call on the event loop.
         if not self.store.has(h):  # else deduplicated: same content, same address
-            self.store.write(h, block)
+            self.store.write(h, block, absent=True)
 
     # -- reads
     async def get_block(self, h: bytes) -> bytes:

@@ -90,3 +90,27 @@ async def test_shared_block_survives_one_delete(garage: Garage) -> None:
     assert g.block_manager.rc.get(h) == 1
     assert await g.block_manager.gc_once() == 0
     assert await g.block_manager.get_block(h) == data
+
+
+@pytest.mark.parametrize("stage", ["ref", "block", "version"])
+async def test_single_block_put_failure_frees_its_block(garage: Garage, stage: str) -> None:
+    """PutObject of one block writes no Uploading entry: a failure before the object entry
+    unreferences the block itself, whatever step it stopped after."""
+    from pygarage.api.s3.put import _unreference
+    g, uuid, data = garage, b"9" * 32, b"single" * 1000
+    h, block = g.block_manager.pack(data)
+    await g.block_ref_table.insert(BlockRef(h, uuid))
+    if stage in ("block", "version"):
+        await g.block_manager.put_block(h, block)
+    if stage == "version":
+        await g.version_table.insert(Version(uuid, blocks={(0, 0): VersionBlock(h, len(data))},
+                                             backlink=("object", b"B" * 32, "k")))
+    assert g.block_manager.rc.get(h) == 1
+    await _unreference(g, uuid, h)
+    await _drain(g)
+    assert g.block_manager.rc.get(h) == 0
+    ver = await g.version_table.get(uuid)
+    assert ver is not None and ver.deleted
+    if stage != "ref":
+        assert await g.block_manager.gc_once() == 1
+    assert not g.block_manager.store.has(h)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -15,6 +16,7 @@ from aiohttp import web
 from ...model.garage import Garage
 from ...model.helpers.bucket import BucketHelper
 from ...model.helpers.errors import HelperError
+from ...model.key_table import Key
 from ...util import metrics
 from ...util.errors import GarageError
 from ..common import errors
@@ -50,15 +52,13 @@ class S3ApiServer:
         self.garage = garage
         self.region = garage.config.s3_api.s3_region
         self.root_domain = garage.config.s3_api.root_domain
-
-    def _lookup_secret(self, key_id: str) -> str | None:
-        # Keys are a full-copy table: a local read, no network on the auth path.
-        k = self.garage.key_table.data.read_entry(key_id.encode(), b"")
-        return None if k is None or k.deleted else k.secret
+        self._rid_prefix = secrets.token_hex(4).upper()
+        self._rid_seq = itertools.count()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start = time.monotonic()
-        request_id = secrets.token_hex(8).upper()
+        # Unique, not secret: a random per-process prefix and a counter (no system call).
+        request_id = f"{self._rid_prefix}{next(self._rid_seq) & 0xFFFFFFFF:08X}"
         info = {"name": "Unknown"}
         try:
             resp = await self._handle(request, info)
@@ -104,18 +104,28 @@ class S3ApiServer:
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         bucket_name, key = split_path(raw_path, request.headers.get("host"), self.root_domain)
         unsupported: errors.S3Error | None = None
+        lower_headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            endpoint = route(request.method, bucket_name, key, query,
-                             {k.lower(): v for k, v in request.headers.items()})
+            endpoint = route(request.method, bucket_name, key, query, lower_headers)
         except errors.NotImplementedErr as e:
             # Answered after authentication: anonymous or badly signed requests get a 403.
             endpoint, unsupported = Endpoint("NotImplemented", bucket_name, key), e
         info["name"] = endpoint.name
         if endpoint.name == "Options":
             raise errors.NotImplementedErr("CORS is not implemented yet")
+        looked_up: list[Key] = []  # the key read for the signature check, read only once
+
+        def lookup_secret(key_id: str) -> str | None:
+            # Keys are a full-copy table: a local read, no network on the auth path.
+            k = self.garage.key_table.data.read_entry(key_id.encode(), b"")
+            if k is None or k.deleted:
+                return None
+            looked_up.append(k)
+            return k.secret
+
         auth = verify_request(
             SignedRequest(request.method, raw_path, raw_query, list(request.headers.items())),
-            lookup_secret=self._lookup_secret, region=self.region, now=datetime.now(UTC),
+            lookup_secret=lookup_secret, region=self.region, now=datetime.now(UTC),
             # As on AWS, GetBucketLocation may be signed for us-east-1: SDKs that were
             # given no region (minio-py) ask it that way to learn the bucket's region.
             also_accept_regions=("us-east-1",) if endpoint.name == "GetBucketLocation"
@@ -123,7 +133,8 @@ class S3ApiServer:
         if auth is None:
             raise errors.AccessDenied("anonymous access is not supported; sign your "
                                       "requests with an access key")
-        api_key = self.garage.key_table.data.read_entry(auth.key_id.encode(), b"")
+        api_key = looked_up[-1] if looked_up and looked_up[-1].key_id == auth.key_id else \
+            self.garage.key_table.data.read_entry(auth.key_id.encode(), b"")
         if api_key is None or api_key.deleted:
             raise errors.InvalidAccessKeyId()
         ctx = ReqCtx(self.garage, request, endpoint, query, api_key, auth, bucket_name)
@@ -147,7 +158,7 @@ class S3ApiServer:
             if not allowed:
                 raise errors.AccessDenied(f"access key {api_key.key_id} has no permission "
                                           f"for {endpoint.name} on bucket {bucket_name}")
-        body = Body(request.content, {k.lower(): v for k, v in request.headers.items()}, auth)
+        body = Body(request.content, lower_headers, auth)
         if request.headers.get("expect", "").lower() == "100-continue" \
                 and request.version >= (1, 1):
             # Only now that the request is authorised: a rejected client never sends its body.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ...block.block import DataBlock
 from ...model.garage import Garage
 from ...model.s3.block_ref_table import BlockRef
 from ...model.s3.object_table import (
@@ -149,9 +150,9 @@ def verify_body_checksums(ctx: ReqCtx, w: Written, trailers: dict[str, str],
 
 
 def checksum_algo_for(ctx: ReqCtx) -> tuple[str | None, tuple[str, str] | None]:
-    declared = ck.parse_checksum_headers({k.lower(): v for k, v in ctx.headers.items()})
-    algo = declared[0] if declared else ck.requested_algorithm(
-        {k.lower(): v for k, v in ctx.headers.items()})
+    lower = {k.lower(): v for k, v in ctx.headers.items()}
+    declared = ck.parse_checksum_headers(lower)
+    algo = declared[0] if declared else ck.requested_algorithm(lower)
     return algo, declared
 
 
@@ -180,6 +181,13 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
             return _put_response(vid, meta)
         first += rest
 
+    if len(first) <= bs:
+        more = await read(bs)
+        if not more:
+            return await _put_one_block(ctx, vid, ts, stored, summer, first,
+                                        trailers, declared)
+        read = _prepend(more, read)
+
     uploading = ObjectVersion(vid, ts, UPLOADING, upload_headers=stored,
                               upload_checksum_algo=algo)
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [uploading]))
@@ -195,6 +203,60 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
     done = ObjectVersion(vid, ts, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=first_hash)
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
     return _put_response(vid, meta)
+
+
+def _prepend(data: bytes, read: Reader) -> Reader:
+    """`read`, giving back `data` (already read, at most one block) first."""
+    pending = [data]
+
+    async def reader(n: int) -> bytes:
+        return pending.pop() if pending else await read(n)
+    return reader
+
+
+async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[str, str]],
+                         summer: ck.Checksummer, data: bytes,
+                         trailers: Callable[[], dict[str, str]],
+                         declared: tuple[str, str] | None) -> web.StreamResponse:
+    """The whole body is one block, already read: checksums are verified before anything is
+    written, and no Uploading object entry is needed, since nothing is visible before the
+    Complete one. Block reference, block, version with its block, then the object; a failure
+    before the object entry unreferences the block; a crash leaves at most a version that no
+    object points to."""
+    g = ctx.garage
+    bm = g.block_manager
+    if len(data) < THREAD_MIN:
+        summer.update(data)
+        h, block = bm.pack(data)
+    else:
+        def sum_and_pack() -> tuple[bytes, DataBlock]:
+            summer.update(data)
+            return bm.pack(data)
+        h, block = await asyncio.to_thread(sum_and_pack)
+    w = Written(len(data), summer.result(), h, None)
+    checksum = verify_body_checksums(ctx, w, trailers(), declared)
+    try:
+        # Reference first, then write: GC never deletes a block between the two.
+        await g.block_ref_table.insert(BlockRef(h, vid))
+        await bm.put_block(h, block)
+        await g.version_table.insert(Version(vid, blocks={(0, 0): VersionBlock(h, len(data))},
+                                             backlink=("object", ctx.bucket_id, ctx.key)))
+    except BaseException:
+        await _unreference(g, vid, h)
+        raise
+    meta = ObjectMeta(w.size, _etag(w), stored, checksum)
+    done = ObjectVersion(vid, ts, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=h)
+    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
+    return _put_response(vid, meta)
+
+
+async def _unreference(g: Garage, vid: bytes, h: bytes) -> None:
+    """Free the block of a single-block upload that failed before its object entry."""
+    try:
+        await asyncio.shield(g.version_table.insert(Version(vid, deleted=True)))
+        await asyncio.shield(g.block_ref_table.insert(BlockRef(h, vid, deleted=True)))
+    except Exception as e:  # the original error matters more
+        log.warning("could not unreference failed upload %s: %s", vid.hex(), e)
 
 
 def _etag(w: Written) -> str:
