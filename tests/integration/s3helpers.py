@@ -15,6 +15,7 @@ from typing import Any
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from pygarage.testing.node import GarageNode
 
@@ -255,3 +256,13 @@ def assert_log_clean(node: Any, secrets: list[str]) -> None:
     assert "Traceback" not in text, text[text.find("Traceback") - 2000:][:6000]
     for s in secrets:
         assert s not in text, "a secret appears in the server log"
+
+
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    """HEAD the object: True if it exists, False on 404 (any other error fails the test)."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+        return False

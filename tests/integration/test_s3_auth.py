@@ -16,23 +16,14 @@ from typing import Any
 
 import pytest
 from awscrt import checksums as crt
-from botocore.exceptions import ClientError
 from s3helpers import (
     RawClient,
+    object_exists,
     signed_chunked_body,
     signed_chunked_length,
     signed_trailer_length,
     unsigned_trailer_body,
 )
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as e:
-        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-        return False
 
 
 def _b64(raw: bytes) -> str:
@@ -98,7 +89,7 @@ def test_signed_sha256_mismatch(raw: RawClient, s3: Any, bucket: str, size: int)
     r = raw.request("PUT", f"/{bucket}/mismatch", body=body, payload_hash=wrong)
     assert r.status == 400, r.body
     assert r.code == "XAmzContentSHA256Mismatch"
-    assert not _exists(s3, bucket, "mismatch")
+    assert not object_exists(s3, bucket, "mismatch")
 
 
 # ---------------------------------------------------------------- presigned URLs
@@ -175,7 +166,7 @@ def test_streaming_forged_chunk_signature(raw: RawClient, s3: Any, bucket: str,
                  signed_chunked_body(s, data, chunk, forge=forge))
     assert r.status == 403, r.body
     assert r.code == "SignatureDoesNotMatch"
-    assert not _exists(s3, bucket, "forged")
+    assert not object_exists(s3, bucket, "forged")
     assert "forged" not in [o["Key"] for o in
                             s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
@@ -189,7 +180,7 @@ def test_streaming_forged_final_chunk(raw: RawClient, s3: Any, bucket: str) -> N
                  signed_chunked_body(s, data, 4096, forge=1))
     assert r.status == 403, r.body
     assert r.code == "SignatureDoesNotMatch"
-    assert not _exists(s3, bucket, "forged-end")
+    assert not object_exists(s3, bucket, "forged-end")
 
 
 @pytest.mark.parametrize("case", ["ok", "forged-trailer-signature", "wrong-crc"])
@@ -216,7 +207,7 @@ def test_streaming_signed_payload_trailer(raw: RawClient, s3: Any, bucket: str,
                                        "wrong-crc": 400}[case],
                                       {"forged-trailer-signature": "SignatureDoesNotMatch",
                                        "wrong-crc": "BadDigest"}[case]), r.body
-        assert not _exists(s3, bucket, "st")
+        assert not object_exists(s3, bucket, "st")
 
 
 @pytest.mark.parametrize("size", [10, 200_000])
@@ -246,7 +237,7 @@ def test_streaming_unsigned_trailer_wrong_crc(raw: RawClient, s3: Any, bucket: s
                     payload_hash=sha)
     assert r.status == 400, r.body
     assert r.code == "BadDigest"
-    assert not _exists(s3, bucket, "badtrailer")
+    assert not object_exists(s3, bucket, "badtrailer")
 
 
 def test_streaming_unsigned_trailer_missing(raw: RawClient, s3: Any, bucket: str) -> None:
@@ -258,7 +249,7 @@ def test_streaming_unsigned_trailer_missing(raw: RawClient, s3: Any, bucket: str
     r = raw.request("PUT", f"/{bucket}/notrailer", headers=headers, body=body,
                     payload_hash=sha)
     assert r.status == 400, r.body
-    assert not _exists(s3, bucket, "notrailer")
+    assert not object_exists(s3, bucket, "notrailer")
 
 
 def test_streaming_truncated_body(raw: RawClient, s3: Any, bucket: str) -> None:
@@ -271,7 +262,7 @@ def test_streaming_truncated_body(raw: RawClient, s3: Any, bucket: str) -> None:
     body = signed_chunked_body(s, data, 1024)[:cut]
     r = raw.send("PUT", f"/{bucket}/cut", s.headers, body)
     assert r.status == 400, r.body
-    assert not _exists(s3, bucket, "cut")
+    assert not object_exists(s3, bucket, "cut")
 
 
 # ---------------------------------------------------------------- checksums
@@ -305,7 +296,7 @@ def test_wrong_checksum_header_is_bad_digest(raw: RawClient, s3: Any, bucket: st
                     headers={"x-amz-checksum-crc32": wrong})
     assert r.status == 400, r.body
     assert r.code == "BadDigest"
-    assert not _exists(s3, bucket, "badck")
+    assert not object_exists(s3, bucket, "badck")
     right = expected_checksum("CRC32", data)
     r = raw.request("PUT", f"/{bucket}/badck", body=data,
                     headers={"x-amz-checksum-crc32": right})
@@ -320,17 +311,17 @@ def test_content_md5(raw: RawClient, s3: Any, bucket: str) -> None:
     bad = _b64(hashlib.md5(data + b"x").digest())
     r = raw.request("PUT", f"/{bucket}/md5-bad", body=data, headers={"Content-MD5": bad})
     assert (r.status, r.code) == (400, "BadDigest"), r.body
-    assert not _exists(s3, bucket, "md5-bad")
+    assert not object_exists(s3, bucket, "md5-bad")
     for malformed in ("not base64!", _b64(b"short"), ""):
         r = raw.request("PUT", f"/{bucket}/md5-bad", body=data,
                         headers={"Content-MD5": malformed})
         assert (r.status, r.code) == (400, "InvalidDigest"), (malformed, r.body)
-    assert not _exists(s3, bucket, "md5-bad")
+    assert not object_exists(s3, bucket, "md5-bad")
     # boto3 computes it itself for some calls; a big body with a wrong MD5 is refused too.
     big = os.urandom(300_000)
     r = raw.request("PUT", f"/{bucket}/md5-big", body=big, headers={"Content-MD5": bad})
     assert (r.status, r.code) == (400, "BadDigest")
-    assert not _exists(s3, bucket, "md5-big")
+    assert not object_exists(s3, bucket, "md5-big")
 
 
 # ---------------------------------------------------------------- region and clock

@@ -11,19 +11,9 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
-from s3helpers import RawClient, head_lines, read_http_response
+from s3helpers import RawClient, head_lines, object_exists, read_http_response
 
 from pygarage.testing.node import GarageNode
-
-
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as e:
-        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404
-        return False
 
 
 def _still_serving(s3: Any, bucket: str) -> None:
@@ -73,7 +63,7 @@ def test_delete_objects_bad_keys_reported(raw: RawClient, s3: Any, bucket: str) 
             + b"</Key></Object><Object><Key></Key></Object></Delete>")
     r = raw.request("POST", f"/{bucket}", "delete", body=body)
     assert r.status in (200, 400), r.body
-    assert not _exists(s3, bucket, "ok") or r.status == 400
+    assert not object_exists(s3, bucket, "ok") or r.status == 400
 
 
 def _truncated_put(raw: RawClient, bucket: str, key: str, declared: int, sent: bytes) -> None:
@@ -95,7 +85,7 @@ def test_body_shorter_than_content_length(raw: RawClient, s3: Any, bucket: str,
     _truncated_put(raw, bucket, "short-new", declared, os.urandom(sent))
     time.sleep(0.3)
     assert s3.get_object(Bucket=bucket, Key="short")["Body"].read() == b"previous version"
-    assert not _exists(s3, bucket, "short-new")
+    assert not object_exists(s3, bucket, "short-new")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["short"]
     _still_serving(s3, bucket)
@@ -141,7 +131,7 @@ def test_body_longer_than_content_length_one_segment(raw: RawClient, s3: Any,
         statuses = [int(line.split()[1]) for line in answer.split(b"\r\n")
                     if line.startswith(b"HTTP/1.")]
         assert statuses and all(st in (200, 400) for st in statuses), answer[:500]
-        if _exists(s3, bucket, "long"):
+        if object_exists(s3, bucket, "long"):
             assert s3.get_object(Bucket=bucket, Key="long")["Body"].read() == b"0123456789"
     _still_serving(s3, bucket)
 
@@ -169,7 +159,7 @@ def test_body_longer_than_content_length(raw: RawClient, s3: Any, bucket: str,
     else:
         assert status == 400
         assert b"XAmzContentSHA256Mismatch" in rbody
-        assert not _exists(s3, bucket, "long2")
+        assert not object_exists(s3, bucket, "long2")
     _still_serving(s3, bucket)
 
 
@@ -298,7 +288,7 @@ def test_bad_metadata_headers(raw: RawClient, s3: Any, bucket: str) -> None:
     assert r.status == 400
     r = raw.request("PUT", f"/{bucket}/m", body=b"x", headers={"x-amz-checksum-md4": "AA=="})
     assert r.status == 400
-    assert not _exists(s3, bucket, "m")
+    assert not object_exists(s3, bucket, "m")
 
 
 RAW_GARBAGE = [
@@ -357,7 +347,7 @@ def test_many_aborted_connections(raw: RawClient, s3: Any, bucket: str) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()  # RST
     time.sleep(0.3)
-    assert not _exists(s3, bucket, "abort")
+    assert not object_exists(s3, bucket, "abort")
     _still_serving(s3, bucket)
 
 
