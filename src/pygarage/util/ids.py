@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 import blake3
@@ -40,7 +39,3 @@ def gen_secret() -> str:
 
 def is_key_id(s: str) -> bool:
     return len(s) == 26 and s.startswith("GK") and all(c in "0123456789abcdef" for c in s[2:])
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()

@@ -12,7 +12,7 @@ from ...model.garage import Garage
 from ...model.s3.object_table import Object, ObjectVersion
 from ...model.s3.version_table import Version
 from ..common import errors
-from .conditions import check_conditions, http_date, parse_range
+from .conditions import check_conditions, content_range, http_date, parse_range
 from .context import ReqCtx
 from .meta import response_headers
 
@@ -108,7 +108,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
     if rng is not None:
         start, end = rng
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}" if end > start \
+        headers["Content-Range"] = content_range(start, end, size) if end > start \
             else f"bytes */{size}"
     headers["Content-Length"] = str(end - start)
     if head:

@@ -11,7 +11,6 @@ is stored and listed and every checksum verified; any failure marks it Aborted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -278,7 +277,3 @@ async def _abort(g: Garage, bucket_id: bytes, key: str, v: ObjectVersion) -> Non
         await asyncio.shield(g.object_table.insert(Object(bucket_id, key, [aborted])))
     except Exception as e:  # the original error matters more
         log.warning("could not mark aborted upload %s: %s", v.uuid.hex(), e)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
