@@ -16,3 +16,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
+# Every pip install of the scripts takes the pinned versions (constraints.txt, written by
+# scripts/pin-constraints): a new release of a dependency or tool cannot turn CI red.
+export PIP_CONSTRAINT="$ROOT/constraints.txt"

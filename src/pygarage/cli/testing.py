@@ -5,7 +5,9 @@
     assert fake.calls == [("ListBuckets", None, None)]
 
 Answers are values (deep-copied), callables `(query, body) -> value`, or exceptions
-(raised). Endpoints without an answer return `{}`.
+(raised). Endpoints without an answer return `{}`. Endpoints the real daemon does not
+implement yet answer its error, whatever the test asks: a CLI test must never pass against
+a success the daemon would not give.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from pygarage.api.admin.node_ops import not_yet
+from pygarage.api.admin.router import NOT_YET
+from pygarage.cli.client import AdminCallError
 from pygarage.cli.state import CliState
 
 __all__ = ["FakeAdminClient", "invoke"]
@@ -24,6 +29,10 @@ __all__ = ["FakeAdminClient", "invoke"]
 class FakeAdminClient:
     def __init__(self, responses: Mapping[str, Any] | None = None) -> None:
         self.responses: dict[str, Any] = dict(responses or {})
+        faked = sorted(set(self.responses) & set(NOT_YET))
+        if faked:
+            raise AssertionError(f"the daemon answers NotImplemented for {faked}: "
+                                 "test the CLI against that error, not a made-up success")
         self.calls: list[tuple[str, dict[str, str] | None, Any]] = []
         self.closed = False
 
@@ -31,6 +40,9 @@ class FakeAdminClient:
         self, endpoint: str, *, query: dict[str, str] | None = None, body: object = None
     ) -> Any:
         self.calls.append((endpoint, query, copy.deepcopy(body)))
+        if endpoint in NOT_YET:
+            # What the RPC client raises for the daemon's 501 (its message, verbatim).
+            raise AdminCallError(not_yet(NOT_YET[endpoint]).message)
         answer = self.responses.get(endpoint, {})
         if callable(answer):
             answer = answer(query, body)

@@ -62,37 +62,22 @@ def test_worker_list_table_and_flags() -> None:
     assert fake.last("ListWorkers") == ({"node": "self"}, {"busyOnly": True, "errorOnly": True})
 
 
-def test_worker_info() -> None:
-    w = worker(3, "idle", "block resync", freeform=["Queue: 0"])
-    res, fake = invoke(["worker", "info", "3"], {"GetWorkerInfo": per_node(w)})
-    assert res.exit_code == 0, res.output
+def test_worker_info_get_set_not_yet() -> None:
+    # The daemon answers 501 for these: the CLI passes the error on, after validating args.
+    res, fake = invoke(["worker", "info", "3"])
     assert fake.last("GetWorkerInfo") == ({"node": "self"}, {"id": 3})
-    assert "Worker name: block resync" in res.output and "Queue: 0" in res.output
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
     res, fake = invoke(["worker", "info", "x"])
     assert res.exit_code == 2 and fake.calls == []
-
-
-def test_worker_get_and_set() -> None:
-    variables = {"resync-tranquility": "2", "scrub-tranquility": "4"}
-    res, fake = invoke(["worker", "get"], {"GetWorkerVariable": per_node(variables)})
-    assert res.exit_code == 0, res.output
-    assert fake.last("GetWorkerVariable") == ({"node": "self"}, {"variable": None})
-    assert "resync-tranquility  2" in res.output
-    res, fake = invoke(
-        ["worker", "get", "-a", "scrub-tranquility"],
-        {"GetWorkerVariable": per_node({"scrub-tranquility": "4"}, N1, N2)},
-    )
+    res, fake = invoke(["worker", "get", "-a", "scrub-tranquility"])
     assert fake.last("GetWorkerVariable") == ({"node": "*"}, {"variable": "scrub-tranquility"})
-    assert "563e1ac825ee3323  scrub-tranquility  4" in res.output
-    assert "86f0f26ae4afbd59  scrub-tranquility  4" in res.output
-    answer = per_node({"variable": "resync-worker-count", "value": "4"})
-    res, fake = invoke(["worker", "set", "resync-worker-count", "4"], {"SetWorkerVariable": answer})
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    res, fake = invoke(["worker", "set", "resync-worker-count", "4"])
     assert fake.last("SetWorkerVariable") == (
         {"node": "self"},
         {"variable": "resync-worker-count", "value": "4"},
     )
-    assert "resync-worker-count set to 4" in res.output
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
 
 
 @pytest.mark.parametrize(
@@ -111,22 +96,17 @@ def test_worker_get_and_set() -> None:
     ],
 )
 def test_repair_types(what: list[str], repair_type: Any) -> None:
-    responses = {"LaunchRepairOperation": per_node({})}
-    res, fake = invoke(["repair", "--yes", *what], responses)
-    assert res.exit_code == 0, res.output
+    res, fake = invoke(["repair", "--yes", *what])
     assert fake.calls == [("LaunchRepairOperation", {"node": "self"}, {"repairType": repair_type})]
-    assert "launched" in res.output
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
 
 
 def test_repair_needs_yes_and_all_nodes() -> None:
     res, fake = invoke(["repair", "tables"])
     assert res.exit_code == 1 and "--yes" in res.stderr and fake.calls == []
-    responses = {"LaunchRepairOperation": per_node({}, N1, N2)}
     for args in (["repair", "-a", "--yes", "blocks"], ["repair", "blocks", "-a", "--yes"]):
-        res, fake = invoke(args, responses)
-        assert res.exit_code == 0, res.output
+        res, fake = invoke(args)
         assert fake.last("LaunchRepairOperation") == ({"node": "*"}, {"repairType": "blocks"})
-        assert res.output.count("launched") == 2
     res, fake = invoke(["repair", "--yes", "scrub", "explode"])
     assert res.exit_code == 2 and fake.calls == []
 
@@ -166,34 +146,24 @@ def test_block_list_errors_and_info() -> None:
     assert "v1       cdcdcdcdcdcdcdcd  photo.jpg  object" in res.output
 
 
-def test_block_retry_now_and_purge() -> None:
-    responses = {"RetryBlockResync": per_node({"count": 2})}
-    res, fake = invoke(["block", "retry-now", "--all"], responses)
-    assert res.exit_code == 0, res.output
+def test_block_retry_now_and_purge_not_yet() -> None:
+    res, fake = invoke(["block", "retry-now", "--all"])
     assert fake.last("RetryBlockResync") == ({"node": "self"}, {"all": True})
-    res, fake = invoke(["block", "retry-now", HASH, "cd" * 32], responses)
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    res, fake = invoke(["block", "retry-now", HASH, "cd" * 32])
     assert fake.last("RetryBlockResync") == ({"node": "self"}, {"blockHashes": [HASH, "cd" * 32]})
-    assert "2 blocks returned in queue" in res.output
     for bad in ([], ["--all", HASH]):
-        res, fake = invoke(["block", "retry-now", *bad], responses)
+        res, fake = invoke(["block", "retry-now", *bad])
         assert res.exit_code == 1 and fake.calls == []
 
     res, fake = invoke(["block", "purge", HASH])
     assert res.exit_code == 1 and "--yes" in res.stderr and fake.calls == []
-    purged = per_node(
-        {"blocksPurged": 1, "objectsDeleted": 2, "uploadsDeleted": 0, "versionsDeleted": 2}
-    )
-    res, fake = invoke(["block", "purge", "--yes", HASH], {"PurgeBlocks": purged})
-    assert res.exit_code == 0, res.output
+    res, fake = invoke(["block", "purge", "--yes", HASH])
     assert fake.last("PurgeBlocks") == ({"node": "self"}, [HASH])
-    assert "Purged 1 blocks" in res.output and "2 objects" in res.output
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
 
 
-def test_meta_snapshot() -> None:
-    res, fake = invoke(["meta", "snapshot"], {"CreateMetadataSnapshot": per_node({})})
-    assert res.exit_code == 0, res.output
-    assert fake.last("CreateMetadataSnapshot") == ({"node": "self"}, None)
-    answer = per_node({}, N1, N2)
-    res, fake = invoke(["meta", "snapshot", "--all"], {"CreateMetadataSnapshot": answer})
+def test_meta_snapshot_not_yet() -> None:
+    res, fake = invoke(["meta", "snapshot", "--all"])
     assert fake.last("CreateMetadataSnapshot") == ({"node": "*"}, None)
-    assert res.output.count("snapshot created") == 2
+    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr

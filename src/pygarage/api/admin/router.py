@@ -13,7 +13,8 @@ _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "
                "AllowBucketKey", "DenyBucketKey", "AddBucketAlias", "RemoveBucketAlias",
                "ListKeys", "GetKeyInfo", "CreateKey", "ImportKey", "UpdateKey", "DeleteKey"}
 
-_NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
+# Endpoints the daemon answers 501 for; the CLI test fake answers them the same way.
+NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
             "ClusterLayoutSkipDeadNodes": "skip-dead-nodes (multi-node clusters)",
             "LaunchRepairOperation": "repair operations",
             "CleanupIncompleteUploads": "cleanup of incomplete uploads",
@@ -55,6 +56,6 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
         return node_ops.multi(g, lambda: [])
     if endpoint == "GetBlockInfo":
         return node_ops.multi(g, node_ops.block_info, g, body)
-    if endpoint in _NOT_YET:
-        raise node_ops.not_yet(_NOT_YET[endpoint])
+    if endpoint in NOT_YET:
+        raise node_ops.not_yet(NOT_YET[endpoint])
     raise AdminError(400, "InvalidRequest", f"unknown admin endpoint: {endpoint}")
