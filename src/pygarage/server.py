@@ -15,6 +15,7 @@ from .api.admin.api_server import AdminApiServer
 from .api.admin.cluster import ensure_single_node_layout
 from .api.admin.errors import AdminError
 from .api.admin.router import admin_call
+from .api.common.connections import ConnectionGuard
 from .api.common.http import serve
 from .api.s3.api_server import S3ApiServer
 from .model.garage import Garage
@@ -22,6 +23,7 @@ from .model.helpers.bucket import BucketHelper
 from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .util.config import Config, load_config, split_host_port
+from .util.fdlimit import connection_cap, raise_nofile_limit
 
 log = logging.getLogger("pygarage")
 
@@ -71,14 +73,21 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     if single_node and ensure_single_node_layout(g):
         log.info("single-node mode: this node now has a role in layout version %d",
                  g.system.layout.current.version)
+    stray = await asyncio.to_thread(g.block_manager.store.remove_stray_temp_files)
+    if stray:
+        log.info("removed %d temporary block file(s) left by an interrupted write", stray)
     g.spawn_workers()
 
     rpc = RpcServer(config.rpc_secret, g.system.node_key)
 
     async def admin_rpc(body: Any) -> Any:
+        query = body.get("query") or {} if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("endpoint"), str) or \
+                not isinstance(query, dict) or \
+                not all(isinstance(v, str) for kv in query.items() for v in kv):
+            raise RpcError("admin RPC body must be {endpoint: str, query: {str: str}, body}")
         try:
-            return await admin_call(g, body["endpoint"], body.get("query") or {},
-                                    body.get("body"))
+            return await admin_call(g, body["endpoint"], query, body.get("body"))
         except AdminError as e:
             raise RpcError(e.message) from None
 
@@ -86,13 +95,20 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     await rpc.start(*split_host_port(config.rpc_bind_addr))
     log.info("RPC listening on %s", config.rpc_bind_addr)
 
+    fd_limit = raise_nofile_limit()
+    cap = connection_cap(config.http_max_connections, fd_limit)
+    if cap < config.http_max_connections:
+        log.warning("http_max_connections lowered from %d to %d: the open-file limit is %d "
+                    "(raise it, e.g. LimitNOFILE in the systemd unit)",
+                    config.http_max_connections, cap, fd_limit)
+    guard = ConnectionGuard(cap, config.http_header_timeout_msec / 1000)
     runners: list[web.BaseRunner] = []
     if config.s3_api.api_bind_addr:
         runners.append(await serve(S3ApiServer(g).handle, config.s3_api.api_bind_addr,
-                                   "S3 API"))
+                                   "S3 API", guard))
     if config.admin.api_bind_addr:
         runners.append(await serve(AdminApiServer(g).handle, config.admin.api_bind_addr,
-                                   "admin API"))
+                                   "admin API", guard))
     if config.s3_web is not None:
         log.warning("[s3_web] is configured but the website endpoint is not implemented "
                     "yet in pygarage: it is not started")

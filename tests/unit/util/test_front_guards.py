@@ -1,0 +1,129 @@
+"""Pure helpers of the front-end hardening: log escaping, log rate limiting (injected
+clock), the connection cap derived from the open-file limit."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+
+import pytest
+
+from pygarage.api.common.connections import ThrottledLog, quiet_accept_errors
+from pygarage.util.fdlimit import RESERVED_FDS, connection_cap
+from pygarage.util.logsafe import logsafe
+from pygarage.util.ratelimit import LogRateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_000_000
+
+    def now_msec(self) -> int:
+        return self.t
+
+
+# ------------------------------------------------------------------ logsafe
+
+@pytest.mark.parametrize(("raw", "safe"), [
+    ("/bucket/key.txt", "/bucket/key.txt"),
+    ("/b/é ü 日本", "/b/é ü 日本"),
+    ("/a\nFORGED line", "/a\\x0aFORGED line"),
+    ("a\r\nb", "a\\x0d\\x0ab"),
+    ("nul\x00", "nul\\x00"),
+    ("\x1b[31mred", "\\x1b[31mred"),
+    ("del\x7f c1\x85", "del\\x7f c1\\x85"),
+    ("sep\u2028par\u2029", "sep\\u2028par\\u2029"),
+    ("back\\x0a", "back\\\\x0a"),  # a literal backslash cannot fake an escape
+    ("bad\udcff", "bad\\xff"),  # surrogateescape'd byte from a non-UTF-8 header
+    (b"bytes\xff\n", "bytes\\xff\\x0a"),
+    (ValueError("e\nf"), "e\\x0af"),
+])
+def test_logsafe_escapes_control_characters(raw: object, safe: str) -> None:
+    assert logsafe(raw) == safe
+
+
+def test_logsafe_output_is_one_encodable_line() -> None:
+    every = "".join(chr(c) for c in [*range(0x3000), *range(0xD800, 0xE000), 0x10FFFF])
+    out = logsafe(every, max_len=len(every))
+    assert "\n" not in out and "\r" not in out and "\x00" not in out
+    out.encode("utf-8")  # no lone surrogate left: the log handler cannot fail on it
+    assert len(out.splitlines()) == 1
+
+
+def test_logsafe_cuts_long_values() -> None:
+    out = logsafe("x" * 5000, max_len=100)
+    assert out.startswith("x" * 100) and out.endswith("...(5000 chars in all)")
+
+
+# ------------------------------------------------------------------ rate limiter
+
+def test_rate_limiter_first_event_reported_then_held_for_the_interval() -> None:
+    clock = FakeClock()
+    lim = LogRateLimiter(10_000, clock)
+    assert lim.hit() == 1
+    for _ in range(100_000):  # a flood inside the interval: nothing to log
+        assert lim.hit() is None
+    assert lim.pending == 100_000
+    clock.t += 9_999
+    assert lim.hit() is None and lim.due() is None
+    assert lim.msec_until_due() == 1
+    clock.t += 1
+    assert lim.hit() == 100_002  # the held ones, counted, in one line
+    assert lim.pending == 0
+
+
+def test_rate_limiter_trailing_summary_and_quiet_when_idle() -> None:
+    clock = FakeClock()
+    lim = LogRateLimiter(1_000, clock)
+    assert lim.hit() == 1
+    assert lim.hit() is None and lim.hit() is None
+    clock.t += 5_000
+    assert lim.due() == 2  # reported after the events stopped
+    assert lim.due() is None  # nothing pending: nothing to say
+    assert lim.hit() is None  # that trailing line opened a new interval
+    clock.t += 1_000
+    assert lim.hit() == 2  # the held one and this one
+
+
+def test_throttled_log_one_line_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    t = ThrottledLog("thing happened", logging.WARNING, 10_000, clock)
+    with caplog.at_level(logging.INFO):
+        for _ in range(1000):
+            t.hit()
+        clock.t += 10_000
+        t.hit()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["thing happened: 1 time(s) (at most one line per 10 s)",
+                     "thing happened: 1000 time(s) (at most one line per 10 s)"]
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_accept_errors_are_rate_limited_without_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def flood() -> None:
+        loop = asyncio.get_running_loop()
+        quiet_accept_errors(loop)
+        for _ in range(50_000):
+            loop.call_exception_handler({
+                "message": "socket.accept() out of system resource",
+                "exception": OSError(errno.EMFILE, "Too many open files")})
+        # Anything else still reaches asyncio's own handler.
+        loop.call_exception_handler({"message": "something else"})
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(flood())
+    accept = [r for r in caplog.records if "accept" in r.getMessage()]
+    assert len(accept) == 1 and "EMFILE" in accept[0].getMessage()
+    assert accept[0].exc_info is None
+    assert any(r.getMessage() == "something else" for r in caplog.records)
+
+
+# ------------------------------------------------------------------ connection cap
+
+def test_connection_cap_stays_below_the_fd_limit() -> None:
+    assert connection_cap(4096, 1 << 20) == 4096
+    assert connection_cap(4096, 1024) == 1024 - RESERVED_FDS
+    assert connection_cap(4096, 100) == 16  # never zero: the node must stay reachable
+    assert connection_cap(40, 20000) == 40
