@@ -127,3 +127,28 @@ def test_connection_cap_stays_below_the_fd_limit() -> None:
     assert connection_cap(4096, 1024) == 1024 - RESERVED_FDS
     assert connection_cap(4096, 100) == 16  # never zero: the node must stay reachable
     assert connection_cap(40, 20000) == 40
+
+
+# ------------------------------------------------------------------ config keys
+
+_BASE = {"metadata_dir": "/m", "data_dir": "/d", "rpc_bind_addr": "[::]:3901",
+         "rpc_secret": "11" * 32, "replication_factor": 1}
+
+
+def test_http_guard_config_keys() -> None:
+    from pygarage.util.config import config_from_dict
+    c = config_from_dict(dict(_BASE))
+    assert c.http_max_connections == 4096 and c.http_header_timeout_msec == 20_000
+    c = config_from_dict(dict(_BASE, http_max_connections=50, http_header_timeout_msec=1500))
+    assert c.http_max_connections == 50 and c.http_header_timeout_msec == 1500
+
+
+@pytest.mark.parametrize("bad", [{"http_max_connections": 0},
+                                 {"http_max_connections": "many"},
+                                 {"http_max_connections": True},
+                                 {"http_header_timeout_msec": 0},
+                                 {"http_header_timeout_msec": 1.5}])
+def test_http_guard_config_keys_refused_when_invalid(bad: dict[str, object]) -> None:
+    from pygarage.util.config import ConfigError, config_from_dict
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        config_from_dict(dict(_BASE, **bad))
