@@ -15,7 +15,7 @@ from .api.admin.api_server import AdminApiServer
 from .api.admin.cluster import ensure_single_node_layout
 from .api.admin.errors import AdminError
 from .api.admin.router import admin_call
-from .api.common.connections import ConnectionGuard
+from .api.common.connections import ConnectionGuard, quiet_accept_errors
 from .api.common.http import serve
 from .api.s3.api_server import S3ApiServer
 from .model.garage import Garage
@@ -24,6 +24,7 @@ from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .util.config import Config, load_config, split_host_port
 from .util.fdlimit import connection_cap, raise_nofile_limit
+from .util.logsafe import SafeFormatter
 
 log = logging.getLogger("pygarage")
 
@@ -39,7 +40,10 @@ def setup_logging(default: str = "info") -> None:
         if word in spec.lower():
             level = lvl
             break
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(SafeFormatter(fmt))
     if level > logging.DEBUG:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
@@ -67,6 +71,7 @@ async def _setup_default_bucket(g: Garage, name: str) -> dict[str, Any]:
 
 
 async def _main(config: Config, single_node: bool, default_bucket: str | None) -> None:
+    quiet_accept_errors(asyncio.get_running_loop())  # for every listener, RPC included
     g = Garage(config)
     log.info("node id %s, db engine %s, metadata in %s, data in %s", g.system.node_id[:16],
              g.db.engine, config.metadata_dir, config.data_dir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import socket
 import threading
 import time
@@ -207,6 +208,40 @@ def test_keepalive_connection_serves_requests_then_times_out(fnode: GarageNode) 
     sock.settimeout(HEADER_TIMEOUT + 3)
     assert sock.recv(10) == b""  # idle past the header deadline: closed
     conn.close()
+
+
+def test_accept_errors_out_of_fds_logged_once_per_interval(private_node: GarageNode) -> None:
+    """The server runs out of file descriptors (here: its limit lowered, then RPC
+    connections that never finish a handshake): asyncio's failed accept() is logged once
+    per interval with a count, without a traceback, and the server recovers."""
+    private_node.start()
+    key = private_node.create_key()
+    private_node.create_bucket("fds", key[0])
+    assert private_node.proc is not None
+    pid = private_node.proc.pid
+    in_use = len(os.listdir(f"/proc/{pid}/fd"))
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 60, in_use + 60))
+    start = private_node.log_path.stat().st_size
+    hogs = []
+    for _ in range(100):  # more than the headroom: the RPC port is not capped
+        hogs.append(socket.create_connection(("127.0.0.1", private_node.rpc_port)))
+    waiting = []
+    for _ in range(4):  # S3 connections left in the backlog while accept() fails
+        waiting.append(socket.create_connection(("127.0.0.1", private_node.s3_port)))
+        time.sleep(0.8)
+    for s in hogs:
+        s.close()
+    for s in waiting:
+        s.close()
+    time.sleep(0.5)
+    s3 = _s3(private_node, key)
+    s3.put_object(Bucket="fds", Key="after", Body=b"recovered")
+    assert s3.get_object(Bucket="fds", Key="after")["Body"].read() == b"recovered"
+    text = _log_tail(private_node, start)
+    accept_lines = [ln for ln in text.splitlines() if "accept" in ln]
+    assert 1 <= len(accept_lines) <= 2, text[-3000:]
+    assert "EMFILE" in accept_lines[0]
+    assert "Traceback" not in text
 
 
 def _s3(node: GarageNode, creds: tuple[str, str]) -> Any:

@@ -4,11 +4,16 @@ log line, write a NUL or an escape sequence, or break the log handler's encoding
 
 from __future__ import annotations
 
+import logging
 import re
 
 # C0 and C1 controls, DEL, Unicode line/paragraph separators, lone surrogates (what
 # aiohttp's surrogateescape leaves for non-UTF-8 bytes), and the escape character itself.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\\\\]")
+
+# The same without the backslash: for the last line of defence below, which must leave
+# values already escaped by logsafe() as they are.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 MAX_LEN = 2048
 
@@ -34,3 +39,13 @@ def logsafe(value: object, max_len: int = MAX_LEN) -> str:
     if len(s) > max_len:
         s, cut = s[:max_len], f"...({len(s)} chars in all)"
     return _UNSAFE.sub(_escape, s) + cut
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes control characters in every log message, whoever logs it (our code, aiohttp,
+    asyncio): a value that missed logsafe() still cannot forge a line. Tracebacks, added
+    after the message, keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _CONTROLS.sub(_escape, record.message)
+        return super().formatMessage(record)

@@ -152,3 +152,21 @@ def test_http_guard_config_keys_refused_when_invalid(bad: dict[str, object]) -> 
     from pygarage.util.config import ConfigError, config_from_dict
     with pytest.raises(ConfigError, match=next(iter(bad))):
         config_from_dict(dict(_BASE, **bad))
+
+
+def test_safe_formatter_escapes_any_message_but_keeps_tracebacks() -> None:
+    from pygarage.util.logsafe import SafeFormatter
+    f = SafeFormatter("%(levelname)s %(message)s")
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("/a\nFORGED\x00",),
+                            None)
+    assert f.format(rec) == "INFO GET /a\\x0aFORGED\\x00"
+    # Already escaped by logsafe(): left as it is, not escaped twice.
+    rec = logging.LogRecord("x", logging.INFO, __file__, 1, "%s", (logsafe("a\nb"),), None)
+    assert f.format(rec) == "INFO a\\x0ab"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+        rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    out = f.format(rec)
+    assert out.startswith("ERROR failed\nTraceback") and "ValueError: boom" in out
