@@ -107,6 +107,8 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
                     "(raise it, e.g. LimitNOFILE in the systemd unit)",
                     config.http_max_connections, cap, fd_limit)
     guard = ConnectionGuard(cap, config.http_header_timeout_msec / 1000)
+    log.info("open-file limit %d; HTTP connections capped at %d, request headers due "
+             "within %g s", fd_limit, cap, guard.header_timeout)
     runners: list[web.BaseRunner] = []
     if config.s3_api.api_bind_addr:
         runners.append(await serve(S3ApiServer(g).handle, config.s3_api.api_bind_addr,
