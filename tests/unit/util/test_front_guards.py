@@ -170,3 +170,68 @@ def test_safe_formatter_escapes_any_message_but_keeps_tracebacks() -> None:
         rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     out = f.format(rec)
     assert out.startswith("ERROR failed\nTraceback") and "ValueError: boom" in out
+
+
+# ------------------------------------------------------------------ connection guard
+
+class FakeConn:
+    """What the guard uses of a connection handler."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed = False
+        self.guard_counted = False
+        self.guard_deadline = 0.0
+        self.guard_timer: asyncio.TimerHandle | None = None
+
+    def force_close(self) -> None:
+        self.closed = True
+
+
+def test_guard_evicts_the_longest_waiting_and_refuses_when_all_busy() -> None:
+    from pygarage.api.common.connections import ConnectionGuard
+
+    async def run() -> None:
+        g = ConnectionGuard(max_connections=3, header_timeout=60)
+        a, b, c, d, e = (FakeConn(n) for n in "abcde")
+        for conn in (a, b, c):
+            g.opened(conn)  # type: ignore[arg-type]
+        g.busy(a)  # type: ignore[arg-type]  # a sent its request
+        g.opened(d)  # type: ignore[arg-type]  # over the cap: b waited longest
+        assert b.closed and not a.closed and not c.closed and not d.closed
+        g.closed(b)  # type: ignore[arg-type]
+        g.idle(c)  # type: ignore[arg-type]  # c finished a response: now the newest
+        g.opened(e)  # type: ignore[arg-type]
+        assert d.closed and not c.closed
+        g.closed(d)  # type: ignore[arg-type]
+        for conn in (c, e):
+            g.busy(conn)  # type: ignore[arg-type]
+        f = FakeConn("f")
+        g.opened(f)  # type: ignore[arg-type]  # everyone busy: the newcomer is refused
+        assert f.closed and not any(x.closed for x in (a, c, e))
+        g.closed(f)  # type: ignore[arg-type]
+        assert g.count == 3 and g.waiting == 0
+        for conn in (a, c, e):
+            g.closed(conn)  # type: ignore[arg-type]
+        assert g.count == 0
+
+    asyncio.run(run())
+
+
+def test_guard_header_deadline_counts_from_connection_or_last_response() -> None:
+    from pygarage.api.common.connections import ConnectionGuard
+
+    async def run() -> None:
+        g = ConnectionGuard(max_connections=10, header_timeout=0.2)
+        slow, quick = FakeConn("slow"), FakeConn("quick")
+        g.opened(slow)  # type: ignore[arg-type]
+        g.opened(quick)  # type: ignore[arg-type]
+        for _ in range(3):  # quick: a request every 0.1 s, each within its deadline
+            await asyncio.sleep(0.1)
+            g.busy(quick)  # type: ignore[arg-type]
+            g.idle(quick)  # type: ignore[arg-type]
+        assert slow.closed and not quick.closed
+        await asyncio.sleep(0.3)  # quick then sends nothing more
+        assert quick.closed
+
+    asyncio.run(run())

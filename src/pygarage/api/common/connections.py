@@ -72,8 +72,9 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.count = 0
-        # Connections waiting for a request's headers, the longest-waiting first.
-        self._waiting: OrderedDict[GuardedHandler, asyncio.TimerHandle] = OrderedDict()
+        # Connections waiting for a request's headers, the longest-waiting first (values
+        # unused: an ordered set).
+        self._waiting: OrderedDict[GuardedHandler, None] = OrderedDict()
         self._timeouts = ThrottledLog(
             f"closed connections that sent no complete request headers within "
             f"{header_timeout:g} s", logging.INFO)
@@ -93,43 +94,52 @@ class ConnectionGuard:
         h.guard_counted = True
         if self.count > self.max_connections:
             if self._waiting:
-                oldest, timer = self._waiting.popitem(last=False)
-                timer.cancel()
+                oldest, _ = self._waiting.popitem(last=False)
                 oldest.force_close()
                 self._evicted.hit()
             else:
                 self._refused.hit()
                 h.force_close()
                 return
-        self._wait(h)
+        self.idle(h)
 
     def closed(self, h: GuardedHandler) -> None:
         if h.guard_counted:
             h.guard_counted = False
             self.count -= 1
-        self.busy(h)
+        self._waiting.pop(h, None)
+        if h.guard_timer is not None:
+            h.guard_timer.cancel()
+            h.guard_timer = None
 
     def busy(self, h: GuardedHandler) -> None:
         """A request's headers are in: no deadline while it is handled."""
-        timer = self._waiting.pop(h, None)
-        if timer is not None:
-            timer.cancel()
+        self._waiting.pop(h, None)
 
     def idle(self, h: GuardedHandler) -> None:
-        """A response is done on a connection kept alive: the next request's headers have
-        the same deadline as the first one's."""
-        if h.guard_counted:
-            self.busy(h)
-            self._wait(h)
-
-    def _wait(self, h: GuardedHandler) -> None:
+        """The connection waits for a request's headers (its first, or the next one once
+        a response is done): they are due within header_timeout."""
+        if not h.guard_counted:
+            return
+        self._waiting.pop(h, None)
+        self._waiting[h] = None
         loop = asyncio.get_running_loop()
-        self._waiting[h] = loop.call_later(self.header_timeout, self._expire, h)
+        h.guard_deadline = loop.time() + self.header_timeout
+        # One timer per connection, moved only when it fires (not on every request).
+        if h.guard_timer is None:
+            h.guard_timer = loop.call_at(h.guard_deadline, self._expire, h)
 
     def _expire(self, h: GuardedHandler) -> None:
-        if self._waiting.pop(h, None) is not None:
-            self._timeouts.hit()
-            h.force_close()
+        h.guard_timer = None
+        if h not in self._waiting:
+            return  # busy with a request: idle() arms the deadline again afterwards
+        loop = asyncio.get_running_loop()
+        if loop.time() < h.guard_deadline:  # it served requests since: not due yet
+            h.guard_timer = loop.call_at(h.guard_deadline, self._expire, h)
+            return
+        del self._waiting[h]
+        self._timeouts.hit()
+        h.force_close()
 
 
 class GuardedHandler(RequestHandler):
@@ -140,6 +150,8 @@ class GuardedHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self.guard = guard
         self.guard_counted = False
+        self.guard_deadline = 0.0
+        self.guard_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
