@@ -72,6 +72,7 @@ async def _setup_default_bucket(g: Garage, name: str) -> dict[str, Any]:
 
 async def _main(config: Config, single_node: bool, default_bucket: str | None) -> None:
     quiet_accept_errors(asyncio.get_running_loop())  # for every listener, RPC included
+    fd_limit = raise_nofile_limit()
     g = Garage(config)
     log.info("node id %s, db engine %s, metadata in %s, data in %s", g.system.node_id[:16],
              g.db.engine, config.metadata_dir, config.data_dir)
@@ -86,13 +87,13 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     rpc = RpcServer(config.rpc_secret, g.system.node_key)
 
     async def admin_rpc(body: Any) -> Any:
+        endpoint = body.get("endpoint") if isinstance(body, dict) else None
         query = body.get("query") or {} if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not isinstance(body.get("endpoint"), str) or \
-                not isinstance(query, dict) or \
-                not all(isinstance(v, str) for kv in query.items() for v in kv):
+        if not isinstance(endpoint, str) or not isinstance(query, dict) or \
+                not all(isinstance(k, str) and isinstance(v, str) for k, v in query.items()):
             raise RpcError("admin RPC body must be {endpoint: str, query: {str: str}, body}")
         try:
-            return await admin_call(g, body["endpoint"], query, body.get("body"))
+            return await admin_call(g, endpoint, query, body.get("body"))
         except AdminError as e:
             raise RpcError(e.message) from None
 
@@ -100,7 +101,6 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     await rpc.start(*split_host_port(config.rpc_bind_addr))
     log.info("RPC listening on %s", config.rpc_bind_addr)
 
-    fd_limit = raise_nofile_limit()
     cap = connection_cap(config.http_max_connections, fd_limit)
     if cap < config.http_max_connections:
         log.warning("http_max_connections lowered from %d to %d: the open-file limit is %d "

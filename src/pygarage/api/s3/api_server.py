@@ -103,8 +103,11 @@ class S3ApiServer:
             log.warning("%s %s: %s", logsafe(request.method), logsafe(request.path),
                         logsafe(e))
             return self._error(request, errors.ServiceUnavailable(str(e)), request_id)
-        if isinstance(e, ConnectionError):  # the client went away: nothing to answer
-            return self._error(request, errors.InternalError(), request_id)
+        if isinstance(e, ConnectionError) and \
+                (request.transport is None or request.transport.is_closing()):
+            # The client went away: nothing can be answered. 499 is nginx's "client closed
+            # request", for the log line and the metrics only.
+            return web.Response(status=499)
         log.exception("internal error on %s %s", logsafe(request.method),
                       logsafe(request.path))
         return self._error(request, errors.InternalError(), request_id)
