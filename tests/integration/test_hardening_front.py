@@ -62,7 +62,6 @@ class SlowLoris:
     def __init__(self, port: int, target: int, every: float = 0.3):
         self.port, self.target, self.every = port, target, every
         self.socks: list[socket.socket] = []
-        self.closed_by_server = 0
         self.opened = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -75,7 +74,7 @@ class SlowLoris:
             self.socks.append(s)
             self.opened += 1
         except OSError:
-            self.closed_by_server += 1
+            pass  # refused or reset at once: the cap at work
 
     def pause(self) -> None:
         self._stop.set()
@@ -92,12 +91,8 @@ class SlowLoris:
             return False
 
     def _alive(self, s: socket.socket) -> bool:
-        try:
-            if s.recv(1024) == b"":
-                return False
-        except BlockingIOError:
-            pass
-        except OSError:
+        """Trickle one more byte, if the server has not closed the connection."""
+        if not self.probe(s):
             return False
         try:
             s.send(b"a")
@@ -112,7 +107,6 @@ class SlowLoris:
                 if self._alive(s):
                     keep.append(s)
                 else:
-                    self.closed_by_server += 1
                     s.close()
             self.socks = keep
             # Replace a bounded number per tick: a flood, but one that leaves the GIL to
