@@ -15,6 +15,7 @@ from .api.admin.api_server import AdminApiServer
 from .api.admin.cluster import ensure_single_node_layout
 from .api.admin.errors import AdminError
 from .api.admin.router import admin_call
+from .api.common.connections import ConnectionGuard, quiet_accept_errors
 from .api.common.http import serve
 from .api.s3.api_server import S3ApiServer
 from .model.garage import Garage
@@ -22,6 +23,8 @@ from .model.helpers.bucket import BucketHelper
 from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .util.config import Config, load_config, split_host_port
+from .util.fdlimit import connection_cap, raise_nofile_limit
+from .util.logsafe import SafeFormatter
 
 log = logging.getLogger("pygarage")
 
@@ -37,7 +40,10 @@ def setup_logging(default: str = "info") -> None:
         if word in spec.lower():
             level = lvl
             break
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(SafeFormatter(fmt))
     if level > logging.DEBUG:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
@@ -65,20 +71,29 @@ async def _setup_default_bucket(g: Garage, name: str) -> dict[str, Any]:
 
 
 async def _main(config: Config, single_node: bool, default_bucket: str | None) -> None:
+    quiet_accept_errors(asyncio.get_running_loop())  # for every listener, RPC included
+    fd_limit = raise_nofile_limit()
     g = Garage(config)
     log.info("node id %s, db engine %s, metadata in %s, data in %s", g.system.node_id[:16],
              g.db.engine, config.metadata_dir, config.data_dir)
     if single_node and ensure_single_node_layout(g):
         log.info("single-node mode: this node now has a role in layout version %d",
                  g.system.layout.current.version)
+    stray = await asyncio.to_thread(g.block_manager.store.remove_stray_temp_files)
+    if stray:
+        log.info("removed %d temporary block file(s) left by an interrupted write", stray)
     g.spawn_workers()
 
     rpc = RpcServer(config.rpc_secret, g.system.node_key)
 
     async def admin_rpc(body: Any) -> Any:
+        endpoint = body.get("endpoint") if isinstance(body, dict) else None
+        query = body.get("query") or {} if isinstance(body, dict) else None
+        if not isinstance(endpoint, str) or not isinstance(query, dict) or \
+                not all(isinstance(k, str) and isinstance(v, str) for k, v in query.items()):
+            raise RpcError("admin RPC body must be {endpoint: str, query: {str: str}, body}")
         try:
-            return await admin_call(g, body["endpoint"], body.get("query") or {},
-                                    body.get("body"))
+            return await admin_call(g, endpoint, query, body.get("body"))
         except AdminError as e:
             raise RpcError(e.message) from None
 
@@ -86,13 +101,21 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     await rpc.start(*split_host_port(config.rpc_bind_addr))
     log.info("RPC listening on %s", config.rpc_bind_addr)
 
+    cap = connection_cap(config.http_max_connections, fd_limit)
+    if cap < config.http_max_connections:
+        log.warning("http_max_connections lowered from %d to %d: the open-file limit is %d "
+                    "(raise it, e.g. LimitNOFILE in the systemd unit)",
+                    config.http_max_connections, cap, fd_limit)
+    guard = ConnectionGuard(cap, config.http_header_timeout_msec / 1000)
+    log.info("open-file limit %d; HTTP connections capped at %d, request headers due "
+             "within %g s", fd_limit, cap, guard.header_timeout)
     runners: list[web.BaseRunner] = []
     if config.s3_api.api_bind_addr:
         runners.append(await serve(S3ApiServer(g).handle, config.s3_api.api_bind_addr,
-                                   "S3 API"))
+                                   "S3 API", guard))
     if config.admin.api_bind_addr:
         runners.append(await serve(AdminApiServer(g).handle, config.admin.api_bind_addr,
-                                   "admin API"))
+                                   "admin API", guard))
     if config.s3_web is not None:
         log.warning("[s3_web] is configured but the website endpoint is not implemented "
                     "yet in pygarage: it is not started")

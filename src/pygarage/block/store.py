@@ -5,11 +5,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import secrets
 from pathlib import Path
 
 from ..util.config import DataDir
 from .block import DataBlock
+
+# What write() leaves behind when the process dies between create and rename.
+_TMP_NAME = re.compile(r"[0-9a-f]{64}(?:\.zst)?\.tmp[0-9a-z]*")
+_HEX2 = re.compile(r"[0-9a-f]{2}")
 
 
 class BlockStore:
@@ -99,6 +104,24 @@ class BlockStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(other)
 
+    def remove_stray_temp_files(self) -> int:
+        """Blocking, for startup: delete the temporary files of writes interrupted by a
+        crash (never renamed, so never a block). Only <aa>/<bb>/ names of write()'s form,
+        and never this process's own (a write may be in progress). -> how many."""
+        removed = 0
+        own = f".tmp{self._tmp_prefix}"
+        for base in self._writable_strs:
+            for d1 in _subdirs(base):
+                for d2 in _subdirs(d1):
+                    with os.scandir(d2) as it:
+                        for e in it:
+                            if _TMP_NAME.fullmatch(e.name) and own not in e.name \
+                                    and e.is_file(follow_symlinks=False):
+                                with contextlib.suppress(FileNotFoundError):
+                                    os.unlink(e.path)
+                                    removed += 1
+        return removed
+
     def read(self, h: bytes) -> DataBlock | None:
         # Open directly, in _locate's order, instead of stat then open: fewer system calls
         # (each one a GIL release in the reading thread) per block.
@@ -125,6 +148,16 @@ class BlockStore:
         found = self.find(h)
         if found:
             os.replace(found[0], found[0].with_name(found[0].name + ".corrupted"))
+
+
+def _subdirs(path: str) -> list[str]:
+    """The <aa> (or <bb>) directories of a data dir level."""
+    try:
+        with os.scandir(path) as it:
+            return [e.path for e in it
+                    if _HEX2.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
 
 
 def _read_fd(fd: int) -> bytes:

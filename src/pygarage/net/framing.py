@@ -41,7 +41,18 @@ class Opener:
             plain = self.box.decrypt(ct, nonce)
         except CryptoError:
             raise FrameError("frame failed authentication") from None
-        return msgpack.unpackb(plain, raw=False, strict_map_key=False)
+        try:
+            return msgpack.unpackb(plain, raw=False, strict_map_key=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:  # authentic, not msgpack
+            raise FrameError(f"undecodable frame: {type(e).__name__}") from None
+
+
+def request_parts(msg: Any) -> tuple[int, str, Any]:
+    """A request frame is [id, path, body]: anything else is a protocol error."""
+    if not isinstance(msg, list | tuple) or len(msg) != 3 or type(msg[0]) is not int \
+            or not isinstance(msg[1], str):
+        raise FrameError("malformed request frame: expected [id, path, body]")
+    return msg[0], msg[1], msg[2]
 
 
 def frame_len(header: bytes) -> int:

@@ -14,8 +14,9 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from ..util.logsafe import logsafe
 from . import handshake as hs
-from .framing import FrameError, Opener, Sealer, frame_len
+from .framing import FrameError, Opener, Sealer, frame_len, request_parts
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,11 @@ class RpcServer:
                 except asyncio.IncompleteReadError:
                     return
                 msg = opener.open(await reader.readexactly(frame_len(header)))
-                req_id, path, body = msg
+                req_id, path, body = request_parts(msg)
                 writer.write(sealer.seal(await self._dispatch(req_id, path, body)))
                 await writer.drain()
         except (hs.HandshakeError, FrameError) as e:
-            log.warning("RPC connection from %s rejected: %s", peer, e)
+            log.warning("RPC connection from %s rejected: %s", peer, logsafe(e))
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
@@ -85,5 +86,5 @@ class RpcServer:
         except RpcError as e:
             return [req_id, False, str(e)]
         except Exception as e:
-            log.exception("RPC %s failed", path)
+            log.exception("RPC %s failed", logsafe(path))
             return [req_id, False, f"internal error: {type(e).__name__}: {e}"]

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from .logsafe import logsafe
+
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,7 @@ class BackgroundRunner:
                 info.consecutive_errors += 1
                 info.last_error = f"{type(e).__name__}: {e}"
                 info.last_error_at = time.time()
-                log.warning("worker %s: %s", info.worker.name, info.last_error)
+                log.warning("worker %s: %s", info.worker.name, logsafe(info.last_error))
                 await asyncio.sleep(min(60.0, 0.5 * 2 ** min(info.consecutive_errors, 7)))
                 continue
             if info.state is WorkerState.DONE:

@@ -90,6 +90,9 @@ class Config:
     bootstrap_peers: tuple[str, ...] = ()
     allow_punycode: bool = False
     disable_scrub: bool = False
+    # Front-end protection of the S3 and admin HTTP listeners (not Garage keys).
+    http_max_connections: int = 4096
+    http_header_timeout_msec: int = 20_000
     s3_api: S3ApiConfig = field(default_factory=S3ApiConfig)
     s3_web: WebConfig | None = None
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -109,6 +112,7 @@ _KNOWN_TOP = {
     "allow_world_readable_secrets", "metadata_snapshots_dir", "metadata_auto_snapshot_interval",
     "use_local_tz", "rpc_bind_outgoing", "rpc_public_addr_subnet", "consul_discovery",
     "kubernetes_discovery", "sled_cache_capacity", "sled_flush_every_ms",
+    "http_max_connections", "http_header_timeout_msec",
 }
 
 _LEGACY_REPLICATION = {"none": (1, "consistent"), "1": (1, "consistent"),
@@ -219,6 +223,9 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     if not 1024 <= block_size <= 1 << 30:
         raise ConfigError("block_size must be between 1 KiB and 1 GiB")
 
+    max_conns = _int_in(raw, "http_max_connections", 4096, 1, 10_000_000)
+    header_timeout = _int_in(raw, "http_header_timeout_msec", 20_000, 100, 3_600_000)
+
     s3raw = raw.get("s3_api")
     if s3raw is None:
         # Old single-section configs put s3_region at top level (quick start of Garage 0.x).
@@ -258,11 +265,20 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         bootstrap_peers=tuple(raw.get("bootstrap_peers", [])),
         allow_punycode=bool(raw.get("allow_punycode", False)),
         disable_scrub=bool(raw.get("disable_scrub", False)),
+        http_max_connections=max_conns,
+        http_header_timeout_msec=header_timeout,
         s3_api=s3,
         s3_web=web,
         admin=admin,
         source=source,
     )
+
+
+def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    v = raw.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{key} must be an integer between {lo} and {hi}, not {v!r}")
+    return v
 
 
 def split_host_port(addr: str) -> tuple[str, int]:

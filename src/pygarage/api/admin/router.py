@@ -8,6 +8,7 @@ from typing import Any
 from ...model.garage import Garage
 from . import buckets_keys, cluster, node_ops
 from .errors import AdminError
+from .schema import check_body
 
 _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "UpdateBucket",
                "AllowBucketKey", "DenyBucketKey", "AddBucketAlias", "RemoveBucketAlias",
@@ -25,6 +26,7 @@ NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
 
 
 async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any) -> Any:
+    check_body(endpoint, body)
     body = body if body is not None else {}
     if endpoint in _BUCKET_KEY:
         return await buckets_keys.call(g, endpoint, query, body)

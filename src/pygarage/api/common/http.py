@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -11,6 +12,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ...util.config import split_host_port
+from ...util.logsafe import logsafe
+from .connections import ConnectionGuard, GuardedServer, quiet_accept_errors
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +27,8 @@ class _ClientGarbageFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
-            detail = " ".join(str(exc).split())[:200]
-            record.msg, record.args = f"{record.getMessage()}: {detail}", ()
+            detail = logsafe(" ".join(str(exc).split()), 200)
+            record.msg, record.args = f"{logsafe(record.getMessage())}: {detail}", ()
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
@@ -36,13 +39,16 @@ if not any(isinstance(f, _ClientGarbageFilter) for f in _aiohttp_server_log.filt
     _aiohttp_server_log.addFilter(_ClientGarbageFilter())
 
 
-async def serve(handler: Handler, bind: str, name: str) -> web.BaseRunner:
+async def serve(handler: Handler, bind: str, name: str,
+                guard: ConnectionGuard) -> web.BaseRunner:
+    """guard: the connection cap and header deadline, shared by the listeners."""
+    quiet_accept_errors(asyncio.get_running_loop())
     # Request bodies are data: a `Content-Encoding: gzip` object must be stored as sent,
     # never decompressed by the HTTP layer.
     # read_bufsize: with aiohttp's 64 KiB default, a streamed body pauses and resumes the
     # socket every 128 KiB; 1 MiB (one block) keeps large PUTs flowing.
-    server = web.Server(handler, access_log=None, handler_cancellation=True,
-                        auto_decompress=False, read_bufsize=1 << 20)
+    server = GuardedServer(handler, guard, access_log=None, handler_cancellation=True,
+                           auto_decompress=False, read_bufsize=1 << 20)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site: web.BaseSite

@@ -19,6 +19,7 @@ from ...model.helpers.errors import HelperError
 from ...model.key_table import Key
 from ...util import metrics
 from ...util.errors import GarageError
+from ...util.logsafe import logsafe
 from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
 from . import bucket as bucket_ep
@@ -60,26 +61,30 @@ class S3ApiServer:
         # Unique, not secret: a random per-process prefix and a counter (no system call).
         request_id = f"{self._rid_prefix}{next(self._rid_seq) & 0xFFFFFFFF:08X}"
         info = {"name": "Unknown"}
+        error: BaseException | None = None
         try:
             resp = await self._handle(request, info)
-        except errors.S3Error as e:
-            resp = self._error(request, e, request_id)
-        except HelperError as e:
-            resp = self._error(request, _helper_to_s3(e), request_id)
-        except GarageError as e:
-            log.warning("%s %s: %s", request.method, request.path, e)
-            resp = self._error(request, errors.ServiceUnavailable(str(e)), request_id)
-        except Exception:
-            log.exception("internal error on %s %s", request.method, request.path)
-            resp = self._error(request, errors.InternalError(), request_id)
+        except Exception as e:
+            error, resp = e, self._error_for(request, e, request_id)
+        if error is not None and request.writer.output_size > 0:
+            # The status line and part of the body are already out: a second response would
+            # land inside the first one's body. Cut the connection instead; the client sees
+            # a short body, never a complete-looking one.
+            log.log(logging.INFO if isinstance(error, ConnectionError) else logging.WARNING,
+                    "%s %s: connection cut after %d bytes of response: %s",
+                    logsafe(request.method), logsafe(request.path),
+                    request.writer.output_size, logsafe(error))
+            if request.transport is not None:
+                request.transport.abort()
+            request.protocol.force_close()
         elapsed = time.monotonic() - start
         name = info["name"]
         metrics.api_requests.labels(name).inc()
         metrics.api_duration.labels(name).observe(elapsed)
         if resp.status >= 400:
             metrics.api_errors.labels(name, str(resp.status)).inc()
-        log.info("%s %s %s -> %d (%.1f ms)", name, request.method, request.path, resp.status,
-                 elapsed * 1000)
+        log.info("%s %s %s -> %d (%.1f ms)", name, logsafe(request.method),
+                 logsafe(request.path), resp.status, elapsed * 1000)
         if not resp.prepared:
             resp.headers["x-amz-request-id"] = request_id
             if request.body_exists and not request.content.is_eof():
@@ -87,6 +92,25 @@ class S3ApiServer:
                 # client may never send it): only closing keeps the stream in sync.
                 resp.force_close()
         return resp
+
+    def _error_for(self, request: web.BaseRequest, e: Exception,
+                   request_id: str) -> web.Response:
+        if isinstance(e, errors.S3Error):
+            return self._error(request, e, request_id)
+        if isinstance(e, HelperError):
+            return self._error(request, _helper_to_s3(e), request_id)
+        if isinstance(e, GarageError):
+            log.warning("%s %s: %s", logsafe(request.method), logsafe(request.path),
+                        logsafe(e))
+            return self._error(request, errors.ServiceUnavailable(str(e)), request_id)
+        if isinstance(e, ConnectionError) and \
+                (request.transport is None or request.transport.is_closing()):
+            # The client went away: nothing can be answered. 499 is nginx's "client closed
+            # request", for the log line and the metrics only.
+            return web.Response(status=499)
+        log.exception("internal error on %s %s", logsafe(request.method),
+                      logsafe(request.path))
+        return self._error(request, errors.InternalError(), request_id)
 
     def _error(self, request: web.BaseRequest, e: errors.S3Error,
                request_id: str) -> web.Response:
