@@ -14,7 +14,6 @@ _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "
                "ListKeys", "GetKeyInfo", "CreateKey", "ImportKey", "UpdateKey", "DeleteKey"}
 
 _NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
-            "ClusterLayoutSkipDeadNodes": "skip-dead-nodes (multi-node clusters)",
             "LaunchRepairOperation": "repair operations",
             "CleanupIncompleteUploads": "cleanup of incomplete uploads",
             "InspectObject": "object inspection", "CreateMetadataSnapshot": "snapshots",
@@ -45,6 +44,8 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
         return cluster.revert_cluster_layout(g)
     if endpoint == "GetClusterLayoutHistory":
         return cluster.get_layout_history(g)
+    if endpoint == "ClusterLayoutSkipDeadNodes":
+        return cluster.skip_dead_nodes(g, body)
     if endpoint == "GetNodeStatistics":
         return node_ops.multi(g, node_ops.node_statistics, g)
     if endpoint == "GetClusterStatistics":
