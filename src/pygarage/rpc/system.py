@@ -6,6 +6,7 @@ node status reported here are already the ones a cluster uses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -53,6 +54,8 @@ class System:
         self.replication = ReplicationMode(config.replication_factor, config.consistency_mode)
         self.hostname = socket.gethostname()
         self._layout_path = config.metadata_dir / "cluster_layout"
+        # Serializes layout computations (apply, skip-dead-nodes), which run in a thread.
+        self.layout_lock = asyncio.Lock()
         self.layout = self._load_layout()
         self.read_version = self.layout.current.version
         self._refresh_trackers()

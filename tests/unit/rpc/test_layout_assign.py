@@ -15,11 +15,14 @@ from pygarage.rpc.layout.assign import (
     Previous,
     _feasible,
     _Network,
+    _old_assignment,
     _prepare,
     check_optimal,
     compute_assignment,
+    optimal_partition_size,
 )
 from pygarage.rpc.layout.chacha import StdRng
+from pygarage.rpc.layout.graph import FlowGraph, _cycles_of_functional_graph
 from pygarage.rpc.layout.version import LayoutError, NodeRole
 
 TB = 10**12
@@ -281,3 +284,55 @@ def test_quotient_feasibility_equals_full_graph(nodes: list[tuple[str, int]], rf
         return
     full = _Network(pb, size, set()).g.max_flow(0, 1, shuffle=False)
     assert (full >= parts * rf) == _feasible(pb, size)
+
+
+def _reference_negative_cycles(g: FlowGraph, arc_cost: dict[int, int],
+                               path_length: int) -> list[list[int]]:
+    """Bellman-Ford as layout.md §2.5 states it: every residual edge, path_length + 1 times."""
+    n = g.n_vertices
+    edges = []
+    for u in range(n):
+        for e in g.adj[u]:
+            if g.cap[e] - g.flow[e] > 0:
+                w = arc_cost[e] if e in arc_cost else -arc_cost.get(e ^ 1, 0)
+                edges.append((u, g.dest[e], w))
+    dist, prev = [0] * n, [-1] * n
+    for _ in range(path_length + 1):
+        for u, v, w in edges:
+            if dist[u] + w < dist[v]:
+                dist[v], prev[v] = dist[u] + w, u
+    return [c[::-1] for c in _cycles_of_functional_graph(prev)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(1, 30)), min_size=2, max_size=5),
+       st.lists(st.integers(1, 30), min_size=2, max_size=5), st.integers(1, 2))
+def test_fast_bellman_ford_equals_the_plain_one(nodes: list[tuple[str, int]],
+                                                other_caps: list[int], rf: int) -> None:
+    """Skipping vertices whose distance did not drop must not change a single update."""
+    parts = 8
+    r1 = roles_of([c * 13 for _, c in nodes], [z for z, _ in nodes])
+    # The next layout: other capacities, nodes added or removed, zones alternating.
+    r2 = roles_of([c * 13 for c in other_caps], ("ab" * 3)[:len(other_caps)])
+    try:
+        a = compute_assignment(r1, rf, 1, partitions=parts)
+        pb = _prepare(r2, rf, 1, parts)
+        size = optimal_partition_size(pb)
+    except LayoutError:
+        return
+    old = _old_assignment(pb, prev(a))
+    assert old is not None
+    net = _Network(pb, size, set())
+    net.max_flow()
+    cost = {net.arc[(p, n)]: -1 for p in range(parts) for n in old[p]}
+    for _ in range(10):
+        expected = _reference_negative_cycles(net.g, cost, 4 * len(pb.storage))
+        assert net.g._negative_cycles(cost, 4 * len(pb.storage)) == expected
+        if not expected:
+            break
+        for cycle in expected:  # one cancelling pass, as minimize_cost does
+            for i, u in enumerate(cycle):
+                v = cycle[(i + 1) % len(cycle)]
+                e = next(e for e in net.g.adj[u] if net.g.dest[e] == v)
+                net.g.flow[e] += 1
+                net.g.flow[e ^ 1] -= 1

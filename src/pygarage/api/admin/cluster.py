@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -148,29 +149,32 @@ def update_cluster_layout(g: Garage, body: Any) -> dict[str, Any]:
     return layout_json(h)
 
 
-def preview_cluster_layout(g: Garage) -> dict[str, Any]:
+async def preview_cluster_layout(g: Garage) -> dict[str, Any]:
     h = g.system.layout.copy()
     try:
-        message = h.apply(h.current.version + 1, g.system.clock)
+        # The assignment takes seconds on large clusters: off the event loop.
+        message = await asyncio.to_thread(h.apply, h.current.version + 1, g.system.clock)
     except LayoutError as e:
         return {"error": str(e)}
     return {"message": message, "newLayout": layout_json(h)}
 
 
-def apply_cluster_layout(g: Garage, body: Any) -> dict[str, Any]:
+async def apply_cluster_layout(g: Garage, body: Any) -> dict[str, Any]:
     version = body.get("version") if isinstance(body, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise bad_request("Please pass the new layout version number to ensure that you are "
                           "writing the correct version of the cluster layout: "
                           "{\"version\": <current version + 1>}")
-    h = g.system.layout.copy()
-    try:
-        message = h.apply(version, g.system.clock)
-    except LayoutError as e:
-        raise bad_request(str(e)) from None
-    g.system.layout = h
-    g.system.save_layout()
-    return {"message": message, "layout": layout_json(h)}
+    async with g.system.layout_lock:
+        h = g.system.layout.copy()
+        try:
+            message = await asyncio.to_thread(h.apply, version, g.system.clock)
+        except LayoutError as e:
+            raise bad_request(str(e)) from None
+        # Merged, not swapped in: staging or tracker updates made meanwhile are kept.
+        g.system.layout.merge(h)
+        g.system.save_layout()
+    return {"message": message, "layout": layout_json(g.system.layout)}
 
 
 def revert_cluster_layout(g: Garage) -> dict[str, Any]:
@@ -202,19 +206,19 @@ def get_layout_history(g: Garage) -> dict[str, Any]:
             "updateTrackers": trackers}
 
 
-def skip_dead_nodes(g: Garage, body: Any) -> dict[str, Any]:
+async def skip_dead_nodes(g: Garage, body: Any) -> dict[str, Any]:
     version = body.get("version") if isinstance(body, dict) else None
     allow = body.get("allowMissingData", False) if isinstance(body, dict) else False
     if not isinstance(version, int) or isinstance(version, bool) or not isinstance(allow, bool):
         raise bad_request("body must be {\"version\": <n>, \"allowMissingData\": <bool>}")
     up = {n["id"] for n in g.system.known_nodes() if n["isUp"]}
-    h = g.system.layout.copy()
-    try:
-        acked, synced = h.skip_dead_nodes(version, up, allow)
-    except LayoutError as e:
-        raise bad_request(str(e)) from None
-    g.system.layout = h
-    g.system.save_layout()
+    async with g.system.layout_lock:
+        h = g.system.layout
+        try:
+            acked, synced = h.skip_dead_nodes(version, up, allow)
+        except LayoutError as e:
+            raise bad_request(str(e)) from None
+        g.system.save_layout()
     return {"ackUpdated": acked, "syncUpdated": synced}
 
 

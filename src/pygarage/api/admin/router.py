@@ -37,15 +37,15 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
     if endpoint == "UpdateClusterLayout":
         return cluster.update_cluster_layout(g, body)
     if endpoint == "PreviewClusterLayoutChanges":
-        return cluster.preview_cluster_layout(g)
+        return await cluster.preview_cluster_layout(g)
     if endpoint == "ApplyClusterLayout":
-        return cluster.apply_cluster_layout(g, body)
+        return await cluster.apply_cluster_layout(g, body)
     if endpoint == "RevertClusterLayout":
         return cluster.revert_cluster_layout(g)
     if endpoint == "GetClusterLayoutHistory":
         return cluster.get_layout_history(g)
     if endpoint == "ClusterLayoutSkipDeadNodes":
-        return cluster.skip_dead_nodes(g, body)
+        return await cluster.skip_dead_nodes(g, body)
     if endpoint == "GetNodeStatistics":
         return node_ops.multi(g, node_ops.node_statistics, g)
     if endpoint == "GetClusterStatistics":

@@ -124,25 +124,36 @@ class FlowGraph:
     def _negative_cycles(self, arc_cost: dict[int, int], path_length: int) -> list[list[int]]:
         adj, dest, cap, flow = self.adj, self.dest, self.cap, self.flow
         n = len(adj)
-        # Residual edges (u, v, w) in vertex then adjacency order.
-        edges: list[tuple[int, int, int]] = []
+        # Residual edges (v, w) of each vertex u, in adjacency order.
+        out: list[list[tuple[int, int]]] = [[] for _ in range(n)]
         for u in range(n):
+            edges = out[u]
             for e in adj[u]:
                 if cap[e] - flow[e] > 0:
                     w = arc_cost.get(e)
                     if w is None:
                         w = -arc_cost.get(e ^ 1, 0)
-                    edges.append((u, dest[e], w))
+                    edges.append((dest[e], w))
+        # Bellman-Ford from a virtual root (all distances 0), relaxing in place, vertices in
+        # index order. A vertex whose distance did not drop since its last scan cannot relax
+        # anything new (distances only decrease), so skipping it changes no update: same
+        # distances and predecessors as relaxing every edge, much faster.
         dist = [0] * n
         prev = [-1] * n
+        dirty = [True] * n
         for _ in range(path_length + 1):
             changed = False
-            for u, v, w in edges:
-                d = dist[u] + w
-                if d < dist[v]:
-                    dist[v] = d
-                    prev[v] = u
-                    changed = True
+            for u in range(n):
+                if not dirty[u]:
+                    continue
+                dirty[u] = False
+                du = dist[u]
+                for v, w in out[u]:
+                    if du + w < dist[v]:
+                        dist[v] = du + w
+                        prev[v] = u
+                        dirty[v] = True
+                        changed = True
             if not changed:
                 break  # a fixpoint: further passes change nothing
         return [cycle[::-1] for cycle in _cycles_of_functional_graph(prev)]
