@@ -137,8 +137,9 @@ def test_layout_parameters_and_refusals(fresh: GarageNode) -> None:
         code, _ = admin_error(fresh, "UpdateClusterLayout", bad)
         assert code == 400
     # Only a gateway: no storage node, the preview explains and apply refuses.
-    fresh.admin("UpdateClusterLayout",
-                body={"roles": [{"id": me, "zone": "dc1", "capacity": None, "tags": []}]})
+    g("layout", "assign", "-z", "dc1", "-g", me[:6])
+    assert fresh.admin("GetClusterLayout")["stagedRoleChanges"] == [
+        {"id": me, "zone": "dc1", "capacity": None, "tags": []}]
     preview = fresh.admin("PreviewClusterLayoutChanges", body={})
     assert preview == {"error": "The number of nodes with positive capacity (0) is smaller "
                                 "than the replication factor (1)."}

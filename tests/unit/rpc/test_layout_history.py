@@ -4,14 +4,14 @@ skip-dead-nodes, gossip merge laws, and the stored format."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pygarage.rpc.layout.history import LayoutHistory, Staging, UpdateTrackers
+from pygarage.rpc.layout.history import LayoutHistory, Staging, UpdateTrackers, check_version
 from pygarage.rpc.layout.store import load_history, save_history
 from pygarage.rpc.layout.version import LayoutError, LayoutVersion, NodeRole
 from pygarage.util.codec import pack
@@ -261,3 +261,26 @@ def test_previous_format_is_migrated(tmp_path: Path) -> None:
     assert h.staged_roles() == {D: NodeRole("dc1", 10**9), B: None}
     h.apply(4, Clock(6000))
     assert set(h.current.storage_nodes()) == {A, D}
+
+
+def test_received_histories_are_checked() -> None:
+    h, clock = history(nodes=(A, B))
+    good = h.copy()
+    good.stage_role(C, NodeRole("z2", 10**9), clock)
+    good.apply(2, clock)
+    h.check_received(good)
+    check_version(good.current)  # second time from the cache
+    check_version(good.current)
+    # A partition size that is not the optimal one, or a ring breaking an invariant.
+    worse = replace(good.current, partition_size=good.current.partition_size - 1)
+    with pytest.raises(LayoutError, match="different than optimal"):
+        check_version(worse)
+    broken = replace(good.current, ring=bytes(len(good.current.ring)))
+    bad = good.copy()
+    bad.versions[-1] = broken
+    with pytest.raises(LayoutError):
+        h.check_received(bad)
+    other_rf = LayoutHistory.new(3, partitions=P)
+    other_rf.versions[0] = replace(other_rf.versions[0], version=1)
+    with pytest.raises(LayoutError, match="replication factor 3"):
+        h.check_received(other_rf)

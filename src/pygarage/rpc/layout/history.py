@@ -20,12 +20,31 @@ from typing import Any
 from ...util.clock import Clock
 from ...util.codec import packb
 from ...util.crdt.lww import Lww, LwwMap, lww_map_canonical, lww_map_merge, lww_merge, lww_update
-from .assign import Previous, compute_assignment
+from .assign import Previous, check_optimal, compute_assignment
 from .version import MAXIMUM, N_PARTITIONS, LayoutError, LayoutVersion, NodeRole, ZoneRedundancy
 
 log = logging.getLogger(__name__)
 
 OLD_VERSION_COUNT = 5  # inactive versions kept to find blocks that have not moved yet
+
+# Versions already found optimal, by digest: tracker gossip re-sends the same versions, and
+# recomputing the optimal partition size takes max flows (layout.md §2.8).
+_OPTIMAL_CHECKED: dict[bytes, None] = {}
+_OPTIMAL_CACHE_SIZE = 64
+
+
+def check_version(v: LayoutVersion) -> None:
+    """Garage's full check of a version received from another node: the structural
+    invariants and the optimality of its partition size. Raises LayoutError."""
+    v.check()
+    key = v.digest()
+    if key in _OPTIMAL_CHECKED:
+        return
+    check_optimal(v.node_roles(), v.replication_factor, v.zone_redundancy, v.partition_size,
+                  v.partitions)
+    if len(_OPTIMAL_CHECKED) >= _OPTIMAL_CACHE_SIZE:
+        _OPTIMAL_CHECKED.pop(next(iter(_OPTIMAL_CHECKED)))
+    _OPTIMAL_CHECKED[key] = None
 
 
 # ---- update trackers ---------------------------------------------------------------------------
@@ -311,6 +330,22 @@ class LayoutHistory:
         return ack_updated, sync_updated
 
     # -- gossip
+    def check_received(self, other: LayoutHistory) -> None:
+        """Refuse a history from another node that cannot be merged into ours: another
+        replication factor, or a current version failing the full check (unless ours fails
+        it too, as Garage does). Raises LayoutError."""
+        rf = self.current.replication_factor
+        if other.current.replication_factor != rf:
+            raise LayoutError(f"received a layout with replication factor "
+                              f"{other.current.replication_factor}, ours is {rf}")
+        if other.current.version == 0:
+            return  # a fresh node's empty history: nothing to check
+        try:
+            check_version(other.current)
+        except LayoutError:
+            if self.current.is_valid():
+                raise
+
     def merge(self, other: LayoutHistory) -> bool:
         """Join with a history received from another node; True if ours changed."""
         before = self.encode_obj()
