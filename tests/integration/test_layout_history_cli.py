@@ -154,3 +154,21 @@ def test_layout_parameters_and_refusals(fresh: GarageNode) -> None:
     assert layout["stagedRoleChanges"] == [] and layout["stagedParameters"] is None
     assert admin_error(fresh, "ClusterLayoutSkipDeadNodes", {"version": 1})[1] == (
         "This command cannot be called when there is only one live cluster layout version")
+
+
+def test_fifth_equal_node_moves_few_partitions(fresh: GarageNode) -> None:
+    """The issue's figure, through the daemon: 4 equal nodes at RF 1, then a 5th."""
+    g = fresh.cli
+    me = g("node", "id", "-q").stdout.strip().split("@")[0]
+    others = [f"{i:02x}" * 32 for i in (0xA1, 0xA2, 0xA3, 0xA4)]
+    roles = [{"id": n, "zone": "dc1", "capacity": 10**12, "tags": []} for n in others[:3]]
+    fresh.admin("UpdateClusterLayout", body={"roles": roles})
+    g("layout", "assign", "-z", "dc1", "-c", "1T", me[:6])
+    g("layout", "apply", "--version", "1")
+    stored = {r["id"]: r["storedPartitions"] for r in fresh.admin("GetClusterLayout")["roles"]}
+    assert sorted(stored.values()) == [64, 64, 64, 64]
+    fresh.admin("UpdateClusterLayout", body={"roles": [
+        {"id": others[3], "zone": "dc1", "capacity": 10**12, "tags": []}]})
+    show = g("layout", "show").stdout
+    assert "A total of 48 new copies of partitions need to be transferred." in show
+    assert re.search(rf"{others[3][:16]} +\[\] +48 \(48 new\)", show)
