@@ -245,4 +245,12 @@ def layout_skip_dead_nodes(ctx: click.Context, version: int, allow_missing_data:
     for nid in synced:
         click.echo(f"Node {short_id(nid)}: sync tracker advanced to version {version}")
     if not acked and not synced:
-        click.echo("No tracker needed to be updated.")
+        if not allow_missing_data:
+            raise click.ClickException(
+                "Nothing was done, try passing the `--allow-missing-data` flag to force "
+                "progress even when not enough nodes can complete a metadata sync."
+            )
+        raise click.ClickException(
+            "Nothing was done: every tracker is already at this version. Wait for the nodes "
+            "to catch up; if you ask for help, send the output of `garage layout history`."
+        )

@@ -124,7 +124,8 @@ def render_layout_show(layout: dict[str, Any], preview: dict[str, Any] | None) -
 
 
 def render_history(hist: dict[str, Any]) -> str:
-    """Layout versions still live in the cluster and the per-node update trackers."""
+    """Layout versions (current, draining, historical) and, while several versions are live,
+    the per-node update trackers."""
     rows = [
         [
             f"#{v['version']}",
@@ -132,19 +133,19 @@ def render_history(hist: dict[str, Any]) -> str:
             str(v.get("storageNodes", "")),
             str(v.get("gatewayNodes", "")),
         ]
-        for v in sorted(hist.get("versions", []), key=lambda v: -int(v["version"]))
+        for v in hist.get("versions", [])
     ]
     out = ["==== LAYOUT HISTORY ===="]
     out.append(format_table(["Version", "Status", "Storage nodes", "Gateway nodes"], rows))
     out.append("")
     current = hist.get("currentVersion")
-    min_ack = hist.get("minAck")
     trackers = hist.get("updateTrackers")
-    live = [v for v in hist.get("versions", []) if v.get("status") != "Historical"]
-    if trackers and (len(live) > 1 or min_ack != current):
+    if trackers:
         out.append("==== UPDATE TRACKERS ====")
-        out.append("Several layout versions are live: data is being moved to match the newest one.")
-        out.append("Each node reports the layout versions it has acknowledged and synced:")
+        out.append("Several layout versions are currently live in the cluster, and data is "
+                   "being migrated.")
+        out.append("This is the internal data that Garage stores to know which nodes have "
+                   "what data.")
         out.append("")
         trows = [
             [short_id(nid), str(t.get("ack")), str(t.get("sync")), str(t.get("syncAck"))]
@@ -152,13 +153,19 @@ def render_history(hist: dict[str, Any]) -> str:
         ]
         out.append(format_table(["Node", "Ack", "Sync", "Sync-ack"], trows))
         out.append("")
-        out.append(
-            "Older versions are dropped once every node has synced the newest one. If a node"
-        )
-        out.append("is dead and blocks this, use `garage layout skip-dead-nodes`.")
+        out.append("If some nodes are not catching up to the latest layout version in the "
+                   "update trackers,")
+        out.append("it might be because they are offline or unable to complete a sync "
+                   "successfully.")
+        flag = "" if int(hist.get("minAck", current or 0)) < int(current or 0) \
+            else " --allow-missing-data"
+        out.append(f"You may force progress using `garage layout skip-dead-nodes --version "
+                   f"{current}{flag}`.")
     else:
-        out.append(
-            f"The cluster is in a stable state: layout version {current} is the only live one."
-        )
-        out.append("No data migration is in progress.")
+        out.append("Your cluster is currently in a stable state with a single live layout "
+                   "version.")
+        out.append("No metadata migration is in progress. Note that the migration of data "
+                   "blocks is not tracked,")
+        out.append("so you might want to keep old nodes online until their data directories "
+                   "become empty.")
     return "\n".join(out)

@@ -1,11 +1,12 @@
-"""This node in the cluster: identity (ed25519), the layout, and what we know of peers.
+"""This node in the cluster: identity (ed25519), the layout history, and what we know of peers.
 
-Multi-node peering lands with the cluster work; the layout, its persistence and the node
-status reported here are already the ones a cluster uses.
+Multi-node peering lands with the cluster work; the layout history, its persistence and the
+node status reported here are already the ones a cluster uses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -15,16 +16,16 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ..util.codec import pack, unpack
+from ..util.clock import SYSTEM_CLOCK, Clock
 from ..util.config import Config
 from .layout.history import LayoutHistory
+from .layout.store import load_history, save_history
 from .layout.version import LayoutVersion
 from .replication_mode import ReplicationMode
 
 log = logging.getLogger(__name__)
 
 VERSION = "pygarage-0.1.0"
-_LAYOUT_MARKER = b"PGlayout1"
 
 
 def load_or_create_node_key(metadata_dir: Path) -> SigningKey:
@@ -45,40 +46,62 @@ def load_or_create_node_key(metadata_dir: Path) -> SigningKey:
 
 
 class System:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, clock: Clock = SYSTEM_CLOCK):
         self.config = config
+        self.clock = clock
         self.node_key = load_or_create_node_key(config.metadata_dir)
         self.node_id: str = bytes(self.node_key.verify_key).hex()
         self.replication = ReplicationMode(config.replication_factor, config.consistency_mode)
         self.hostname = socket.gethostname()
         self._layout_path = config.metadata_dir / "cluster_layout"
+        # Serializes layout computations (apply, skip-dead-nodes), which run in a thread.
+        self.layout_lock = asyncio.Lock()
         self.layout = self._load_layout()
+        self.read_version = self.layout.current.version
+        self._refresh_trackers()
 
     # -- layout
     def _load_layout(self) -> LayoutHistory:
-        if self._layout_path.exists():
-            h = LayoutHistory.from_obj(unpack(_LAYOUT_MARKER, self._layout_path.read_bytes()))
-            if h.current.replication_factor != self.config.replication_factor:
-                raise RuntimeError(
-                    f"replication_factor changed from {h.current.replication_factor} to "
-                    f"{self.config.replication_factor}: this is not supported")
-            return h
-        return LayoutHistory.new(self.config.replication_factor)
+        h = load_history(self._layout_path, self.clock.now_msec())
+        if h is None:
+            return LayoutHistory.new(self.config.replication_factor)
+        if h.current.replication_factor != self.config.replication_factor:
+            raise RuntimeError(
+                f"replication_factor changed from {h.current.replication_factor} to "
+                f"{self.config.replication_factor}: this is not supported (to start a new "
+                f"cluster, delete {self._layout_path})")
+        return h
+
+    def _refresh_trackers(self) -> None:
+        h = self.layout
+        if self.replication.consistency != "consistent":
+            h.keep_current_version_only()
+        # Until anti-entropy between nodes exists, data is known to be in sync only when this
+        # node is the sole storage node of every live version: it then holds every copy.
+        synced = h.current.version if set(h.all_storage_nodes()) <= {self.node_id} else None
+        # Read-after-write safety is reasoned with the consistent-mode quorum (layout.md §4).
+        quorum = ReplicationMode(self.replication.factor).write_quorum
+        h.refresh_local(self.node_id, quorum, synced=synced)
+        self.read_version = h.read_version(quorum)
 
     def save_layout(self) -> None:
-        tmp = self._layout_path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(pack(_LAYOUT_MARKER, self.layout.to_obj()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._layout_path)
+        """After any change: refresh this node's trackers, prune, persist atomically."""
+        self._refresh_trackers()
+        save_history(self._layout_path, self.layout)
 
     @property
     def current_layout(self) -> LayoutVersion:
         return self.layout.current
 
     def layout_ready(self) -> bool:
-        return bool(self.layout.current.ring)
+        return self.layout.current.ring_ready()
+
+    # -- where a partition lives (layout.md §4, "Read/write sets during a transition")
+    def write_sets_of(self, partition: int) -> list[list[str]]:
+        return self.layout.write_sets(partition)
+
+    def read_nodes_of(self, partition: int) -> list[str]:
+        return self.layout.read_nodes_of(partition, self.read_version)
 
     # -- status of nodes
     def local_status(self) -> dict[str, Any]:
@@ -91,8 +114,8 @@ class System:
     def known_nodes(self) -> list[dict[str, Any]]:
         """Every node we know of: ourselves, and the nodes the layout names."""
         out = [dict(self.local_status(), isUp=True, lastSeenSecsAgo=None)]
-        others = set(self.layout.current.roles) | {
-            n for n, r in self.layout.staged_roles.items() if r is not None}
+        others = set(self.layout.all_nodes()) | {
+            n for n, r in self.layout.staged_roles().items() if r is not None}
         for n in sorted(others - {self.node_id}):
             out.append({"id": n, "hostname": None, "addr": None, "garageVersion": None,
                         "isUp": False, "lastSeenSecsAgo": None, "dataPartition": None,

@@ -266,11 +266,11 @@ def test_layout_apply_revert_history_skip() -> None:
     assert "#3       current" in res.output and "draining" in res.output
     assert "563e1ac825ee3323  3    2     2" in res.output
 
-    # Until the daemon implements it, the CLI shows its error (and sends the right call).
+    skip = {"ackUpdated": [N1], "syncUpdated": []}
     args = ["layout", "skip-dead-nodes", "--version", "3", "--allow-missing-data"]
-    res, fake = run(args)
+    res, fake = run(args, {"ClusterLayoutSkipDeadNodes": skip})
     assert fake.last("ClusterLayoutSkipDeadNodes") == (
         None,
         {"version": 3, "allowMissingData": True},
     )
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert "563e1ac825ee3323: ack tracker" in res.output

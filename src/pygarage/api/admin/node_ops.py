@@ -29,16 +29,16 @@ def cluster_statistics(g: Garage) -> dict[str, Any]:
     data = st["dataPartition"]
     lines = ["Storage nodes:", f"  {'ID':<18} {'Hostname':<16} {'Zone':<8} {'Capacity':>14} "
              f"{'Part.':>6} {'DataAvail':>16}"]
-    for n, r in sorted(layout.roles.items()):
+    for n, r in sorted(layout.node_roles().items()):
         if r.capacity is None:
             continue
         avail = data["available"] if n == g.system.node_id and data else None
         lines.append(f"  {n[:16]:<18} {g.system.hostname if n == g.system.node_id else '?':<16} "
                      f"{r.zone:<8} {r.capacity:>14} {layout.partitions_of(n):>6} "
                      f"{avail if avail is not None else '?':>16}")
-    if data and layout.ring:
+    if data and layout.ring_ready():
         mine = layout.partitions_of(g.system.node_id)
-        est = data["available"] * 256 // mine if mine else 0
+        est = data["available"] * layout.partitions // mine if mine else 0
         lines += ["", "Estimated available storage space cluster-wide (might be lower in "
                   "practice):", f"  data: {est} bytes"]
     return {"freeform": "\n".join(lines)}

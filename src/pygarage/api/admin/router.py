@@ -16,7 +16,6 @@ _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "
 
 # Endpoints the daemon answers 501 for; the CLI test fake answers them the same way.
 NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
-            "ClusterLayoutSkipDeadNodes": "skip-dead-nodes (multi-node clusters)",
             "LaunchRepairOperation": "repair operations",
             "CleanupIncompleteUploads": "cleanup of incomplete uploads",
             "InspectObject": "object inspection", "CreateMetadataSnapshot": "snapshots",
@@ -41,13 +40,15 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
     if endpoint == "UpdateClusterLayout":
         return cluster.update_cluster_layout(g, body)
     if endpoint == "PreviewClusterLayoutChanges":
-        return cluster.preview_cluster_layout(g)
+        return await cluster.preview_cluster_layout(g)
     if endpoint == "ApplyClusterLayout":
-        return cluster.apply_cluster_layout(g, body)
+        return await cluster.apply_cluster_layout(g, body)
     if endpoint == "RevertClusterLayout":
         return cluster.revert_cluster_layout(g)
     if endpoint == "GetClusterLayoutHistory":
         return cluster.get_layout_history(g)
+    if endpoint == "ClusterLayoutSkipDeadNodes":
+        return await cluster.skip_dead_nodes(g, body)
     if endpoint == "GetNodeStatistics":
         return node_ops.multi(g, node_ops.node_statistics, g)
     if endpoint == "GetClusterStatistics":

@@ -1,11 +1,24 @@
-"""A cluster layout version: roles, and the assignment of 256 partitions to nodes (pure)."""
+"""One cluster layout version: roles, parameters and the ring of partitions (pure data).
+
+The ring is Garage's: `node_id_vec` lists storage nodes (sorted by id) then gateways, and
+`ring` holds P x rf indexes into it, partition-major. A version is immutable once applied:
+every node must hold byte-identical copies of version N (layout.md §2, §4).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ...util.codec import packb
+from ...util.crdt.lww import LwwMap
+
 N_PARTITIONS = 256
+MAX_STORAGE_NODES = 256
+MAXIMUM = "maximum"  # zone redundancy: as many zones as possible
+
+ZoneRedundancy = str | int  # MAXIMUM or AtLeast(n)
 
 
 class LayoutError(Exception):
@@ -23,91 +36,129 @@ class NodeRole:
 
     @staticmethod
     def from_obj(o: dict[str, Any]) -> NodeRole:
-        return NodeRole(o["zone"], o["capacity"], tuple(o.get("tags", ())))
+        return NodeRole(str(o["zone"]), o["capacity"], tuple(o.get("tags", ())))
 
 
-@dataclass
+def effective_zone_redundancy(zr: ZoneRedundancy, rf: int, n_storage_zones: int) -> int:
+    # Garage counts the zones of gateways too for MAXIMUM; we count storage zones only, so a
+    # gateway alone in its zone cannot make a layout impossible (layout.md §1).
+    return min(rf, n_storage_zones) if zr == MAXIMUM else int(zr)
+
+
+@dataclass(frozen=True)
 class LayoutVersion:
     version: int = 0
     replication_factor: int = 1
-    zone_redundancy: str | int = "maximum"
-    roles: dict[str, NodeRole] = field(default_factory=dict)
-    # ring[p] = the node ids holding partition p, best first.
-    ring: list[list[str]] = field(default_factory=list)
+    zone_redundancy: ZoneRedundancy = MAXIMUM
+    # node id -> (timestamp, role object or None): the LWW entries staged changes merge into.
+    roles: LwwMap = field(default_factory=dict)
+    node_id_vec: tuple[str, ...] = ()
+    nongateway_count: int = 0
+    ring: bytes = b""
     partition_size: int = 0
+    partitions: int = N_PARTITIONS
+
+    # -- accessors
+    def role(self, node: str) -> NodeRole | None:
+        entry = self.roles.get(node)
+        return NodeRole.from_obj(entry[1]) if entry and entry[1] is not None else None
+
+    def node_roles(self) -> dict[str, NodeRole]:
+        return {n: NodeRole.from_obj(v) for n, (_, v) in self.roles.items() if v is not None}
 
     def storage_nodes(self) -> list[str]:
-        return sorted(n for n, r in self.roles.items() if r.capacity is not None)
+        return list(self.node_id_vec[:self.nongateway_count])
 
     def gateway_nodes(self) -> list[str]:
-        return sorted(n for n, r in self.roles.items() if r.capacity is None)
+        return list(self.node_id_vec[self.nongateway_count:])
+
+    def all_nodes(self) -> list[str]:
+        return list(self.node_id_vec)
+
+    def ring_ready(self) -> bool:
+        return len(self.ring) == self.partitions * self.replication_factor > 0
 
     def nodes_of(self, partition: int) -> list[str]:
-        return self.ring[partition] if self.ring else []
+        """The nodes storing this partition; none while the ring is not ready."""
+        if not self.ring_ready():
+            return []
+        rf = self.replication_factor
+        return [self.node_id_vec[i] for i in self.ring[partition * rf:(partition + 1) * rf]]
 
     def partitions_of(self, node: str) -> int:
-        return sum(1 for nodes in self.ring if node in nodes)
+        try:
+            idx = self.node_id_vec.index(node)
+        except ValueError:
+            return 0
+        return self.ring.count(idx) if idx < self.nongateway_count else 0
 
+    def usage(self) -> list[int]:
+        """k_n for each storage node index."""
+        counts = [0] * self.nongateway_count
+        for i in self.ring:
+            counts[i] += 1
+        return counts
+
+    def effective_zone_redundancy(self) -> int:
+        zones = {r.zone for r in self.node_roles().values() if r.capacity is not None}
+        return effective_zone_redundancy(self.zone_redundancy, self.replication_factor,
+                                         len(zones))
+
+    # -- invariants
+    def check(self) -> None:
+        """Structural invariants of layout.md §3 (the optimality of partition_size is
+        checked by assign.check_optimal). Raises LayoutError."""
+        roles = self.node_roles()
+        storage = sorted(n for n, r in roles.items() if r.capacity is not None)
+        gateways = sorted(n for n, r in roles.items() if r.capacity is None)
+        if list(self.node_id_vec) != storage + gateways or self.nongateway_count != len(storage):
+            raise LayoutError("node_id_vec does not contain the correct set of nodes")
+        rf = self.replication_factor
+        if len(self.ring) != self.partitions * rf:
+            raise LayoutError(f"ring has length {len(self.ring)} instead of "
+                              f"{self.partitions * rf}")
+        if any(i >= self.nongateway_count for i in self.ring):
+            raise LayoutError("ring contains a node that is not a storage node")
+        zr = self.effective_zone_redundancy()
+        for p in range(self.partitions):
+            nodes = self.ring[p * rf:(p + 1) * rf]
+            if len(set(nodes)) != rf:
+                raise LayoutError(f"partition {p} does not have {rf} distinct nodes")
+            if len({roles[self.node_id_vec[i]].zone for i in nodes}) < zr:
+                raise LayoutError(f"partition {p} is stored in fewer than {zr} zones")
+        for idx, k in enumerate(self.usage()):
+            cap = roles[self.node_id_vec[idx]].capacity or 0
+            if k * self.partition_size > cap:
+                raise LayoutError(f"node usage ({k * self.partition_size}) is bigger than "
+                                  f"node capacity ({cap})")
+
+    def is_valid(self) -> bool:
+        try:
+            self.check()
+        except LayoutError:
+            return False
+        return True
+
+    # -- encoding
     def to_obj(self) -> dict[str, Any]:
         return {"version": self.version, "rf": self.replication_factor,
                 "zr": self.zone_redundancy,
-                "roles": {n: r.to_obj() for n, r in self.roles.items()},
-                "ring": self.ring, "psize": self.partition_size}
+                "roles": {n: [ts, v] for n, (ts, v) in sorted(self.roles.items())},
+                "nodes": list(self.node_id_vec), "ngw": self.nongateway_count,
+                "ring": self.ring, "psize": self.partition_size, "parts": self.partitions}
 
     @staticmethod
     def from_obj(o: dict[str, Any]) -> LayoutVersion:
-        return LayoutVersion(o["version"], o["rf"], o["zr"],
-                             {n: NodeRole.from_obj(r) for n, r in o["roles"].items()},
-                             [list(x) for x in o["ring"]], o["psize"])
+        return LayoutVersion(
+            version=int(o["version"]), replication_factor=int(o["rf"]),
+            zone_redundancy=o["zr"] if o["zr"] == MAXIMUM else int(o["zr"]),
+            roles={str(n): (int(e[0]), e[1]) for n, e in o["roles"].items()},
+            node_id_vec=tuple(o["nodes"]), nongateway_count=int(o["ngw"]),
+            ring=bytes(o["ring"]), partition_size=int(o["psize"]),
+            partitions=int(o.get("parts", N_PARTITIONS)))
 
+    def digest(self) -> bytes:
+        return hashlib.blake2b(packb(self.to_obj()), digest_size=32).digest()
 
-def compute_assignment(roles: dict[str, NodeRole], rf: int,
-                       zone_redundancy: str | int) -> tuple[list[list[str]], int, list[str]]:
-    """Spread 256 partitions x rf replicas over storage nodes, zone-aware and roughly
-    proportional to capacity. Returns (ring, partition size, report lines).
-
-    This is a greedy assignment: each partition takes, zone by zone, the node furthest below
-    its capacity share. It does not minimise data movement between versions; the optimal
-    flow-based algorithm comes with multi-node clusters.
-    """
-    storage = {n: r for n, r in roles.items() if r.capacity is not None}
-    if len(storage) < rf:
-        raise LayoutError(f"the replication factor is {rf} but only {len(storage)} storage "
-                          "node(s) have a role: assign more nodes with a capacity")
-    zones = sorted({r.zone for r in storage.values()})
-    want_zones = min(len(zones), rf) if zone_redundancy == "maximum" else int(zone_redundancy)
-    if want_zones > len(zones) or want_zones > rf:
-        raise LayoutError(f"zone redundancy {want_zones} impossible with {len(zones)} zone(s) "
-                          f"and replication factor {rf}")
-    total = sum(r.capacity or 0 for r in storage.values())
-    if total <= 0:
-        raise LayoutError("storage nodes must have a capacity > 0")
-    # Target replica count per node, capped at one replica per partition.
-    target = {n: N_PARTITIONS * rf * (r.capacity or 0) / total for n, r in storage.items()}
-    load = dict.fromkeys(storage, 0)
-    ring: list[list[str]] = []
-    for _p in range(N_PARTITIONS):
-        chosen: list[str] = []
-        used_zones: set[str] = set()
-
-        def deficit(n: str) -> tuple[float, str]:
-            return (load[n] - target[n], n)
-
-        while len(chosen) < rf:
-            candidates = [n for n in storage if n not in chosen]
-            if len(used_zones) < want_zones:
-                fresh = [n for n in candidates if storage[n].zone not in used_zones]
-                candidates = fresh or candidates
-            best = min(candidates, key=deficit)
-            chosen.append(best)
-            used_zones.add(storage[best].zone)
-            load[best] += 1
-        ring.append(chosen)
-    psize = min((storage[n].capacity or 0) // load[n] for n in storage if load[n] > 0)
-    report = [f"Partitions are replicated {rf} time(s) on at least {want_zones} distinct "
-              "zone(s).", f"Optimal partition size: {psize} bytes", ""]
-    for n in sorted(storage):
-        r = storage[n]
-        report.append(f"  {n[:16]}  zone {r.zone}  {load[n]} partitions  usable "
-                      f"{load[n] * psize} of {r.capacity} bytes")
-    return ring, psize, report
+    def with_version(self, version: int) -> LayoutVersion:
+        return replace(self, version=version)
