@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ...model.s3.object_table import UPLOADING, Object
 from ..common import errors
+from ..common.wire import parse_uint
 from . import xml
 from .context import ReqCtx
 from .listing import ListPage, ObjectSummary, decode_v2_token, encode_v2_token, list_page
@@ -21,13 +22,7 @@ def _max(q: dict[str, str], name: str, default: int = 1000) -> int:
     raw = q.get(name)
     if raw is None:
         return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise errors.InvalidArgument(f"{name} must be an integer") from None
-    if n < 0:
-        raise errors.InvalidArgument(f"{name} must be >= 0")
-    return min(n, 1000)
+    return min(parse_uint(raw, name), 1000)
 
 
 def _encoding(q: dict[str, str]) -> bool:
