@@ -333,6 +333,23 @@ def test_non_utf8_stored_header_is_400(raw: RawClient, s3: Any, bucket: str, hea
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+@pytest.mark.parametrize(("headers", "code"), [
+    ([("x-amz-copy-source", b"/{b}/src\xff")], "InvalidArgument"),
+    ([("x-amz-copy-source", b"/{b}/s%FFrc")], "InvalidArgument"),
+    ([("x-amz-copy-source", b"/{b}/src"), ("x-amz-website-redirect-location", b"/\xff")],
+     "InvalidArgument"),
+    # Client input quoted in an error message: the XML must stay readable.
+    ([("x-amz-sdk-checksum-algorithm", b"\xff")], "InvalidRequest"),
+])
+def test_non_utf8_other_headers_is_400(raw: RawClient, s3: Any, bucket: str,
+                                       headers: list[tuple[str, bytes]], code: str) -> None:
+    s3.put_object(Bucket=bucket, Key="src", Body=b"src")
+    hs = [(k, v.replace(b"{b}", bucket.encode())) for k, v in headers]
+    r = _send_bytes(raw, "PUT", f"/{bucket}/dst", "", hs, b"data")
+    assert (r.status, r.code) == (400, code), r.body[:300]
+    assert not object_exists(s3, bucket, "dst")
+
+
 # ------------------------------------------------ 5. aws-chunked in Content-Encoding
 
 @pytest.mark.parametrize(("sent", "stored"), [

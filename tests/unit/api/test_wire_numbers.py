@@ -11,6 +11,7 @@ from pygarage.api.common.wire import (
     is_ascii_uint,
     parse_part_number,
     parse_uint,
+    printable,
 )
 
 # What Python's int()/isdigit() let through or choke on, and what a header/query may carry.
@@ -66,3 +67,8 @@ def test_header_value_sendable(value: str) -> None:
 def test_header_value_refused(value: str, what: str) -> None:
     with pytest.raises(errors.InvalidArgument, match=what):
         check_header_value(value, "x-amz-meta-a")
+
+
+def test_printable_escapes_only_what_xml_and_headers_cannot_carry() -> None:
+    assert printable("caf\u00e9 \u4e2d\ttab") == "caf\u00e9 \u4e2d\ttab"
+    assert printable("a\udcffb\x1bc\r\nd\x7f\x00") == "a\\udcffb\\x1bc\\r\\nd\\x7f\\x00"

@@ -64,3 +64,10 @@ def parse_part_number(value: str | None) -> int:
     if n < 1:
         raise errors.InvalidArgument(message)
     return n
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and non-UTF-8 bytes written as escapes (\\x1b,
+    \\udcff): for client input quoted in error messages, which must stay valid XML."""
+    return _UNSENDABLE.sub(lambda m: m.group().encode("unicode_escape",
+                                                      "backslashreplace").decode(), text)

@@ -21,6 +21,7 @@ from ...util import metrics
 from ...util.errors import GarageError
 from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
+from ..common.wire import printable
 from . import bucket as bucket_ep
 from . import copy_object, delete, get, listing_api, multipart, put, xml
 from .body import Body
@@ -96,7 +97,10 @@ class S3ApiServer:
         headers["x-amz-request-id"] = request_id
         if request.method == "HEAD" or e.status == 304:
             return web.Response(status=e.status, headers=headers)
-        body = xml.error_xml(e.code, e.message, request.path, self.region, request_id)
+        # Messages may quote client input: undecodable bytes and control characters would
+        # make the XML unreadable.
+        body = xml.error_xml(e.code, printable(e.message), printable(request.path),
+                             self.region, request_id)
         return web.Response(status=e.status, body=body, content_type="application/xml",
                             headers=headers)
 
