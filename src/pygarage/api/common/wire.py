@@ -18,6 +18,7 @@ import re
 from . import errors
 
 MAX_DIGITS = 19  # any value a field can mean fits in 19 digits (int64)
+MAX_PART_NUMBER = 10000
 
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 # Control characters aiohttp refuses in a response header (HTAB is allowed), and lone
@@ -38,6 +39,15 @@ def parse_uint(value: str | None, name: str, *, max_value: int | None = None,
     return n
 
 
+def parse_part_number(value: str | None) -> int:
+    """partNumber (UploadPart, UploadPartCopy, GetObject, HeadObject): 1 to 10000."""
+    message = f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
+    n = parse_uint(value, "partNumber", max_value=MAX_PART_NUMBER, message=message)
+    if n < 1:
+        raise errors.InvalidArgument(message)
+    return n
+
+
 def is_ascii_uint(value: str) -> bool:
     """True for 1 to MAX_DIGITS ASCII digits: the values parse_uint accepts."""
     return len(value) <= MAX_DIGITS and _DIGITS.fullmatch(value) is not None
@@ -52,18 +62,6 @@ def check_header_value(value: str, name: str) -> str:
             else "contains a control character"
         raise errors.InvalidArgument(f"The value of {name} {what}")
     return value
-
-
-MAX_PART_NUMBER = 10000
-
-
-def parse_part_number(value: str | None) -> int:
-    """partNumber (UploadPart, UploadPartCopy, GetObject, HeadObject): 1 to 10000."""
-    message = f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
-    n = parse_uint(value, "partNumber", max_value=MAX_PART_NUMBER, message=message)
-    if n < 1:
-        raise errors.InvalidArgument(message)
-    return n
 
 
 def printable(text: str) -> str:

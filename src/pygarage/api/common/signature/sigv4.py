@@ -365,7 +365,7 @@ def _verify_header_auth(req: SignedRequest, headers: dict[str, list[str]], value
                       presigned=False)
 
 
-def parse_expires(value: str) -> int:
+def _parse_expires(value: str) -> int:
     """X-Amz-Expires, with AWS's errors and messages (checked before the signature, as AWS
     does: an URL that is too long-lived or expired is refused whoever signed it)."""
     err = errors.AuthorizationQueryParametersError
@@ -406,7 +406,7 @@ def _verify_presigned(req: SignedRequest, headers: dict[str, list[str]],
     when = _parse_amz_date(amz_date)
     if cred.date8 != amz_date[:8]:
         raise errors.AccessDenied("Invalid credential date. Date is not the same as X-Amz-Date.")
-    expires = parse_expires(params["X-Amz-Expires"])
+    expires = _parse_expires(params["X-Amz-Expires"])
     # X-Amz-Expires=0 is valid (AWS accepts it) but for no time at all.
     if expires == 0 or now > when + timedelta(seconds=expires):
         raise errors.AccessDenied("Request has expired")
