@@ -214,6 +214,12 @@ def test_forged_chunk_after_first_block_is_403(small_blocks: GarageNode, forge: 
     r = _streaming_put(raw, f"/{name}/ok", data, 64 * 1024)
     assert r.status == 200, r.body
     assert s3.get_object(Bucket=name, Key="ok")["Body"].read() == data
+    # UploadPart takes the same path: the forged part never shows up.
+    uid = s3.create_multipart_upload(Bucket=name, Key="mpu")["UploadId"]
+    r = _streaming_put(raw, f"/{name}/mpu?partNumber=1&uploadId={uid}", data, 64 * 1024,
+                       forge=forge)
+    assert (r.status, r.code) == (403, "SignatureDoesNotMatch"), r.body[:300]
+    assert s3.list_parts(Bucket=name, Key="mpu", UploadId=uid).get("Parts", []) == []
     assert_log_clean(small_blocks, [creds[1]])
 
 
