@@ -157,7 +157,8 @@ def test_decoded_content_length_is_strict(raw: RawClient, setup: tuple[str, str]
     assert r.code == ("IncompleteBody" if value == " 1" else "InvalidArgument"), r.body
 
 
-@pytest.mark.parametrize("value", ["\u00b2", "\u0666\u0660", "9" * 5000, "+1", "-1", "1\r2"])
+@pytest.mark.parametrize("value", ["\u00b2", "\u0666\u0660", "9" * 5000, "", "+1", "-1",
+                                   "1\r2", "1 1"])
 def test_content_length_is_strict(raw: RawClient, setup: tuple[str, str], value: str) -> None:
     with raw.raw_socket() as sock:
         head = head_lines("PUT", f"/{setup[0]}/cl", {"Host": raw.host}).replace(
@@ -167,10 +168,10 @@ def test_content_length_is_strict(raw: RawClient, setup: tuple[str, str], value:
     assert status == 400
 
 
-@pytest.mark.parametrize("value", HOSTILE[:-2], ids=HOSTILE_IDS[:-2])
+@pytest.mark.parametrize("value", [v for v in HOSTILE if v != "\r\n"],
+                         ids=[i for i, v in zip(HOSTILE_IDS, HOSTILE, strict=True)
+                              if v != "\r\n"])
 def test_range_numbers_never_fail(raw: RawClient, setup: tuple[str, str], value: str) -> None:
-    if "\r" in value:
-        return  # cannot be sent in a header
     for rng in (f"bytes={value}-5", f"bytes=0-{value}", f"bytes=-{value}"):
         r = raw.request("GET", f"/{setup[0]}/obj", headers={"Range": rng})
         # Malformed ranges are ignored (200, as S3 does); a huge end is clamped (206).
