@@ -216,7 +216,8 @@ def test_region_scope_accepted_for_get_bucket_location(node: GarageNode,
                                                         creds: tuple[str, str],
                                                         bucket: str) -> None:
     """What the region-less client relies on, request by request: GetBucketLocation signed
-    for us-east-1 answers the real region; any other operation, or another region, is
+    for us-east-1 answers the real region; so does every other operation signed for us-east-1
+    (unless strict_region: see tests/integration/test_hardening_input.py); another region is
     refused with AuthorizationHeaderMalformed naming the right region."""
     import http.client
 
@@ -245,8 +246,11 @@ def test_region_scope_accepted_for_get_bucket_location(node: GarageNode,
     assert status == 200 and b">garage</LocationConstraint>" in body, body
     status, body = call("garage", "?location")
     assert status == 200 and b">garage</LocationConstraint>" in body, body
-    for region, query in (("eu-west-1", "?location"), ("us-east-1", ""),
-                          ("us-east-1", "?list-type=2")):
+    for query in ("", "?list-type=2"):
+        status, body = call("us-east-1", query)
+        assert status == 200 and b"<ListBucketResult" in body, body
+    for region, query in (("eu-west-1", "?location"), ("eu-west-1", ""),
+                          ("us-west-2", "?list-type=2")):
         status, body = call(region, query)
         assert status == 400, (region, query, body)
         assert b"<Code>AuthorizationHeaderMalformed</Code>" in body

@@ -100,9 +100,13 @@ def server(ctx: click.Context, single_node: bool, default_bucket: str | None) ->
     """Run the Garage server (daemon) on this node."""
     # Imported here so admin commands do not pay for loading the whole server.
     from pygarage.server import run_server
+    from pygarage.util.config import ConfigError
 
     state = ctx.ensure_object(CliState)
-    run_server(state.config_path, single_node=single_node, default_bucket=default_bucket)
+    try:
+        run_server(state.config_path, single_node=single_node, default_bucket=default_bucket)
+    except ConfigError as e:  # a mistake in the config file, not a bug: no traceback
+        raise click.ClickException(str(e)) from None
 
 
 @garage.command("help")

@@ -52,6 +52,9 @@ class S3ApiConfig:
     s3_region: str = "garage"
     api_bind_addr: str | None = None
     root_domain: str | None = None
+    # False: signatures scoped to us-east-1 (what SDKs send when given no region) are
+    # accepted besides s3_region. True: only s3_region (GetBucketLocation excepted, as on AWS).
+    strict_region: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,9 +233,12 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     if s3raw is None:
         # Old single-section configs put s3_region at top level (quick start of Garage 0.x).
         s3raw = {k: raw[k] for k in ("s3_region", "api_bind_addr", "root_domain") if k in raw}
+    strict_region = s3raw.get("strict_region", False)
+    if not isinstance(strict_region, bool):
+        raise ConfigError("s3_api.strict_region must be true or false")
     s3 = S3ApiConfig(s3_region=str(s3raw.get("s3_region", "garage")),
                      api_bind_addr=s3raw.get("api_bind_addr"),
-                     root_domain=s3raw.get("root_domain"))
+                     root_domain=s3raw.get("root_domain"), strict_region=strict_region)
     web = None
     if raw.get("s3_web"):
         w = raw["s3_web"]
@@ -284,6 +290,6 @@ def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> in
 def split_host_port(addr: str) -> tuple[str, int]:
     """'[::]:3901' -> ('::', 3901); '127.0.0.1:3900' -> ('127.0.0.1', 3900)."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()) or len(port) > 5:
         raise ConfigError(f"invalid address {addr!r}: expected host:port")
     return host.strip("[]") or "0.0.0.0", int(port)

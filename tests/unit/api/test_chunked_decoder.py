@@ -113,11 +113,13 @@ def test_every_split_offset(make, body: bytes, trailers: dict[str, str]) -> None
 def test_byte_by_byte(make, body: bytes) -> None:
     dec = make()
     out = bytearray()
+    header = len(body.split(b"\r\n", 1)[0]) + 2
     for i in range(len(body)):
         for piece in dec.feed(body[i:i + 1]):
             out += piece
-        # Signed data is only released once a whole chunk verified.
-        assert len(out) in (0, 65536, 66560)
+        # Data is streamed as it arrives, never held until its chunk ends.
+        if header <= i < header + 65536:
+            assert len(out) == i + 1 - header
     assert bytes(out) == PAYLOAD
     assert dec.finish() == ({"x-amz-checksum-crc32c": "sOO8/Q=="} if body is TRAILER_BODY
                             else {})
@@ -138,10 +140,36 @@ def test_trailer_without_final_crlf_is_tolerated() -> None:
 def test_forged_chunk_signature_mid_stream() -> None:
     forged = BODY.replace(SIGS[1].encode(), b"0" * 64)
     dec = signed_decoder()
-    first = dec.feed(forged[:66000])  # first chunk complete and genuine
-    assert b"".join(first) == PAYLOAD[:65536]
+    first = dec.feed(forged[:66000])  # first chunk complete and genuine, second begun
+    assert b"".join(first).startswith(PAYLOAD[:65536])
+    # The forged chunk fails at its end, before the body can be finished: nothing built on
+    # the unverified data can be committed.
     with pytest.raises(errors.SignatureDoesNotMatch):
         dec.feed(forged[66000:])
+    assert not dec.done
+
+
+def test_large_signed_chunk_is_streamed_not_held() -> None:
+    """A 48 MiB chunk: each feed() gives its data back at once (memory bounded by the feed,
+    not by the chunk), and the signature is still checked at the chunk's end."""
+    size = 48 * 1024 * 1024
+    data = b"z" * size
+    to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", CTX.amz_date, CTX.scope, CTX.seed_signature,
+                         EMPTY_SHA256, hashlib.sha256(data).hexdigest()])
+    sig = sign(CTX.signing_key, to_sign)
+    for forge in (False, True):
+        dec = signed_decoder()
+        out = dec.feed(f"{size:x};chunk-signature={'0' * 64 if forge else sig}\r\n".encode())
+        assert out == []
+        step = 1024 * 1024
+        for off in range(0, size, step):
+            assert dec.feed(data[off:off + step]) == [data[off:off + step]]
+        if forge:
+            with pytest.raises(errors.SignatureDoesNotMatch):
+                dec.feed(b"\r\n")
+        else:
+            assert dec.feed(b"\r\n") == []
+            assert dec.decoded_length == size
 
 
 def test_tampered_data_and_swapped_chunks_rejected() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -219,10 +220,19 @@ def test_presigned_in_the_future() -> None:
     assert verify(presigned(), NOW - timedelta(minutes=14)) is not None
 
 
-@pytest.mark.parametrize("expires", ["0", "604801", "-5", "abc", ""])
-def test_presigned_bad_expires(expires: str) -> None:
-    with pytest.raises(errors.InvalidRequest):
-        verify(presigned(expires=expires))
+@pytest.mark.parametrize(("expires", "message"), [
+    ("604801", "less than a week"), ("9" * 5000, "less than a week"),
+    ("-5", "non-negative"), ("abc", "should be a number"), ("", "should be a number"),
+    ("\u0666\u0660", "should be a number"), ("\u00b2", "should be a number"),
+    ("+1", "should be a number"), (" 1", "should be a number")])
+def test_presigned_bad_expires(expires: str, message: str) -> None:
+    with pytest.raises(errors.AuthorizationQueryParametersError, match=message):
+        verify(presigned(expires=quote(expires, safe="")))
+
+
+def test_presigned_zero_expires_has_expired() -> None:
+    with pytest.raises(errors.AccessDenied, match="expired"):
+        verify(presigned(expires="0"), NOW)
 
 
 def test_presigned_max_expiry_accepted() -> None:

@@ -2,7 +2,8 @@
 
     S3Error (status, code)
     ├── 400: InvalidRequest, InvalidArgument, MalformedXML, InvalidDigest, BadDigest,
-    │        AuthorizationHeaderMalformed, XAmzContentSHA256Mismatch, IncompleteBody,
+    │        AuthorizationHeaderMalformed, AuthorizationQueryParametersError,
+    │        XAmzContentSHA256Mismatch, IncompleteBody,
     │        InvalidBucketName, InvalidPart, InvalidPartOrder, EntityTooSmall,
     │        KeyTooLongError, MissingSecurityHeader, InvalidEncryptionAlgorithm
     ├── 403: AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId, RequestTimeTooSkewed
@@ -51,6 +52,9 @@ BadDigest = _err("BadDigest", 400,
                  message="The checksum you specified did not match what we received.")
 AuthorizationHeaderMalformed = _err("AuthorizationHeaderMalformed", 400,
                                     message="The authorization header is malformed.")
+AuthorizationQueryParametersError = _err(
+    "AuthorizationQueryParametersError", 400,
+    message="The query-string authentication parameters are malformed.")
 XAmzContentSHA256Mismatch = _err(
     "XAmzContentSHA256Mismatch", 400,
     message="The provided 'x-amz-content-sha256' header does not match what was computed.")

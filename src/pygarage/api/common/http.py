@@ -39,6 +39,14 @@ if not any(isinstance(f, _ClientGarbageFilter) for f in _aiohttp_server_log.filt
     _aiohttp_server_log.addFilter(_ClientGarbageFilter())
 
 
+# aiohttp's default of 128 header lines refuses requests AWS accepts: 2 KB of user metadata
+# may be a few hundred x-amz-meta-* headers (AWS bounds the whole header section to 8 KB).
+# Each line stays bounded (8190 bytes, aiohttp's default), so a request's header section is
+# at most 512 x 8 KiB = 4 MiB; beyond, aiohttp answers 400.
+MAX_HEADERS = 512
+MAX_HEADER_LINE = 8190
+
+
 async def serve(handler: Handler, bind: str, name: str,
                 guard: ConnectionGuard) -> web.BaseRunner:
     """guard: the connection cap and header deadline, shared by the listeners."""
@@ -48,7 +56,9 @@ async def serve(handler: Handler, bind: str, name: str,
     # read_bufsize: with aiohttp's 64 KiB default, a streamed body pauses and resumes the
     # socket every 128 KiB; 1 MiB (one block) keeps large PUTs flowing.
     server = GuardedServer(handler, guard, access_log=None, handler_cancellation=True,
-                           auto_decompress=False, read_bufsize=1 << 20)
+                           auto_decompress=False, read_bufsize=1 << 20,
+                           max_headers=MAX_HEADERS, max_field_size=MAX_HEADER_LINE,
+                           max_line_size=MAX_HEADER_LINE)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site: web.BaseSite

@@ -22,6 +22,7 @@ from ...util.errors import GarageError
 from ...util.logsafe import logsafe
 from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
+from ..common.wire import printable
 from . import bucket as bucket_ep
 from . import copy_object, delete, get, listing_api, multipart, put, xml
 from .body import Body
@@ -44,6 +45,7 @@ IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "CompleteMultipartUpload", "AbortMultipartUpload"}
 
 
+_CONDITIONAL_WRITES = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
 _SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm",
                   "x-amz-copy-source-server-side-encryption-customer-algorithm")
 
@@ -53,6 +55,7 @@ class S3ApiServer:
         self.garage = garage
         self.region = garage.config.s3_api.s3_region
         self.root_domain = garage.config.s3_api.root_domain
+        self.strict_region = garage.config.s3_api.strict_region
         self._rid_prefix = secrets.token_hex(4).upper()
         self._rid_seq = itertools.count()
 
@@ -118,7 +121,10 @@ class S3ApiServer:
         headers["x-amz-request-id"] = request_id
         if request.method == "HEAD" or e.status == 304:
             return web.Response(status=e.status, headers=headers)
-        body = xml.error_xml(e.code, e.message, request.path, self.region, request_id)
+        # Messages may quote client input: undecodable bytes and control characters would
+        # make the XML unreadable.
+        body = xml.error_xml(e.code, printable(e.message), printable(request.path),
+                             self.region, request_id)
         return web.Response(status=e.status, body=body, content_type="application/xml",
                             headers=headers)
 
@@ -152,8 +158,9 @@ class S3ApiServer:
             lookup_secret=lookup_secret, region=self.region, now=datetime.now(UTC),
             # As on AWS, GetBucketLocation may be signed for us-east-1: SDKs that were
             # given no region (minio-py) ask it that way to learn the bucket's region.
+            # Unless strict_region, every request may: many apps never set a region.
             also_accept_regions=("us-east-1",) if endpoint.name == "GetBucketLocation"
-            else ())
+            or not self.strict_region else ())
         if auth is None:
             raise errors.AccessDenied("anonymous access is not supported; sign your "
                                       "requests with an access key")
@@ -170,6 +177,12 @@ class S3ApiServer:
                                            "implemented by pygarage yet")
         if endpoint.name not in IMPLEMENTED:
             raise errors.NotImplementedErr(f"{endpoint.name} is not implemented by pygarage")
+        if endpoint.name in _CONDITIONAL_WRITES and any(
+                h in request.headers for h in ("if-match", "if-none-match")):
+            # Never ignore it: the client relies on the write not happening if it fails.
+            raise errors.NotImplementedErr(f"Conditional writes (If-Match, If-None-Match) on "
+                                           f"{endpoint.name} are not implemented by pygarage "
+                                           "yet")
         if bucket_name is not None and endpoint.name != "CreateBucket":
             bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
             bucket = await BucketHelper(self.garage).get(bid) if bid else None

@@ -3,6 +3,10 @@
 
 Reads never buffer more than the caller asks for plus one network chunk. Length mismatches
 and client disconnects become IncompleteBody; bad chunk signatures SignatureDoesNotMatch.
+
+aws-chunked data is handed over before its chunk's signature is checked (so memory does not
+grow with the chunk size): the body is only trustworthy once read() returned fewer bytes than
+asked, which happens only after the end of the body verified. Handlers commit nothing before.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from aiohttp import StreamReader
 from ..common import errors
 from ..common.signature.chunked import AwsChunkedDecoder
 from ..common.signature.sigv4 import AuthResult
+from ..common.wire import parse_uint
 
 _READ = 256 * 1024
 
@@ -28,7 +33,7 @@ class Body:
         self._raw_len = 0
         self.length = 0  # payload bytes delivered
         cl = headers.get("content-length")
-        self.content_length = int(cl) if cl and cl.isdigit() else None
+        self.content_length = parse_uint(cl, "Content-Length") if cl is not None else None
         sha = auth.content_sha256 if auth else "UNSIGNED-PAYLOAD"
         self.expected_sha256 = sha if len(sha) == 64 and sha not in ("UNSIGNED-PAYLOAD",) \
             and not sha.startswith("STREAMING") else None
@@ -44,7 +49,8 @@ class Body:
                 context=auth.context, signed=sha.startswith("STREAMING-AWS4-HMAC-SHA256"),
                 expect_trailer=trailer.strip().lower() if trailer else None)
             dl = headers.get("x-amz-decoded-content-length")
-            self.declared_length = int(dl) if dl and dl.isdigit() else None
+            self.declared_length = parse_uint(dl, "x-amz-decoded-content-length") \
+                if dl is not None else None
 
     async def _fill(self) -> None:
         """Pull one network read into the payload buffer (decoding aws-chunked)."""

@@ -21,6 +21,7 @@ from ...model.s3.version_table import Version
 from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
 from ..common import errors
+from ..common.wire import check_header_value
 from . import xml
 from .conditions import check_conditions
 from .context import ReqCtx
@@ -71,7 +72,8 @@ async def handle_copy_object(ctx: ReqCtx) -> web.Response:
         headers = [h for h in src.meta.headers if h[0] != "x-amz-website-redirect-location"]
         redirect = ctx.headers.get("x-amz-website-redirect-location")
         if redirect:
-            headers.append(("x-amz-website-redirect-location", redirect))
+            headers.append(("x-amz-website-redirect-location",
+                            check_header_value(redirect, "x-amz-website-redirect-location")))
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
     vid = gen_uuid()

@@ -12,6 +12,7 @@ from ...model.garage import Garage
 from ...model.s3.object_table import Object, ObjectVersion
 from ...model.s3.version_table import Version
 from ..common import errors
+from ..common.wire import check_header_value, is_ascii_uint, parse_part_number
 from .conditions import check_conditions, content_range, http_date, parse_range
 from .context import ReqCtx
 from .meta import response_headers
@@ -47,7 +48,9 @@ def object_headers(ctx: ReqCtx, v: ObjectVersion) -> dict[str, str]:
         h["x-amz-mp-parts-count"] = str(v.meta.parts)
     for q, name in _OVERRIDES.items():
         if q in ctx.query:
-            h[name] = ctx.query[q]
+            # Echoed in a header: a CR/LF or other control character must be a 400, not a
+            # response aiohttp refuses to send (the connection would just drop).
+            h[name] = check_header_value(ctx.query[q], q)
     return h
 
 
@@ -90,9 +93,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
     if pn is not None:
         if "range" in lower:
             raise errors.InvalidRequest("cannot use both Range and partNumber")
-        if not pn.isdigit() or int(pn) < 1:
-            raise errors.InvalidArgument("partNumber must be a positive integer")
-        rng = await part_range(ctx.garage, v, int(pn))
+        rng = await part_range(ctx.garage, v, parse_part_number(pn))
         headers["x-amz-mp-parts-count"] = str(v.meta.parts or 1)
     else:
         rng = parse_range(lower.get("range"), size)
@@ -103,7 +104,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         # Only for the whole object: a part or range has a different checksum.
         algo, value = v.meta.checksum
         headers[f"x-amz-checksum-{algo}"] = value
-        if value.rpartition("-")[2].isdigit() and "-" in value:
+        if "-" in value and is_ascii_uint(value.rpartition("-")[2]):
             headers["x-amz-checksum-type"] = "COMPOSITE"
     if rng is not None:
         start, end = rng

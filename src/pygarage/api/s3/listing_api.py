@@ -4,12 +4,13 @@ ListMultipartUploads, on top of the pure paging in listing.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 
 from ...model.s3.object_table import UPLOADING, Object
 from ..common import errors
+from ..common.wire import parse_uint
 from . import xml
 from .context import ReqCtx
 from .listing import ListPage, ObjectSummary, decode_v2_token, encode_v2_token, list_page
@@ -21,13 +22,7 @@ def _max(q: dict[str, str], name: str, default: int = 1000) -> int:
     raw = q.get(name)
     if raw is None:
         return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise errors.InvalidArgument(f"{name} must be an integer") from None
-    if n < 0:
-        raise errors.InvalidArgument(f"{name} must be >= 0")
-    return min(n, 1000)
+    return min(parse_uint(raw, name), 1000)
 
 
 def _encoding(q: dict[str, str]) -> bool:
@@ -146,7 +141,13 @@ async def handle_list_multipart_uploads(ctx: ReqCtx) -> web.Response:
 
 def decode_copy_source(raw: str) -> tuple[str, str]:
     """x-amz-copy-source: '/bucket/key' or 'bucket/key', percent-encoded."""
-    src = unquote(raw.split("?", 1)[0])
+    # Header values arrive decoded with surrogateescape: back to the bytes sent, then the
+    # percent-decoded key must be UTF-8 (a replacement character would name another key).
+    try:
+        src = unquote_to_bytes(raw.split("?", 1)[0].encode("utf-8", "surrogateescape")) \
+            .decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgument("x-amz-copy-source is not valid UTF-8") from None
     src = src[1:] if src.startswith("/") else src
     bucket, sep, key = src.partition("/")
     if not sep or not bucket or not key:

@@ -27,6 +27,7 @@ from ...util.clock import SYSTEM_CLOCK, next_timestamp, now_msec
 from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.signature import checksum as ck
+from ..common.wire import parse_part_number, parse_uint
 from . import xml
 from .context import ReqCtx
 from .copy_object import resolve_copy_source
@@ -44,7 +45,6 @@ from .put import (
 
 XML = "application/xml"
 MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_NUMBER = 10000
 
 
 def _upload_id(ctx: ReqCtx) -> bytes:
@@ -89,10 +89,7 @@ async def handle_create(ctx: ReqCtx) -> web.Response:
 
 
 def _part_number(ctx: ReqCtx) -> int:
-    raw = ctx.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
-        raise errors.InvalidArgument(f"partNumber must be between 1 and {MAX_PART_NUMBER}")
-    return int(raw)
+    return parse_part_number(ctx.query.get("partNumber"))
 
 
 async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
@@ -147,7 +144,7 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
     start, end = 0, size
     if rng_hdr is not None:
         # Exactly bytes=first-last inside the source: no suffix, open or clamped ranges.
-        m = re.fullmatch(r"bytes=(\d{1,19})-(\d{1,19})", rng_hdr.strip())
+        m = re.fullmatch(r"bytes=([0-9]{1,19})-([0-9]{1,19})", rng_hdr.strip())
         if m is None or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) >= size:
             raise errors.InvalidArgument(
                 f"Range specified is not valid for source object of size: {size}")
@@ -253,12 +250,8 @@ async def handle_abort(ctx: ReqCtx) -> web.Response:
 async def handle_list_parts(ctx: ReqCtx) -> web.Response:
     mpu, _, v = await _load(ctx)
     q = ctx.query
-    try:
-        max_parts = min(int(q.get("max-parts", "1000")), 1000)
-        marker = int(q.get("part-number-marker", "0"))
-    except ValueError:
-        raise errors.InvalidArgument("max-parts and part-number-marker must be integers") \
-            from None
+    max_parts = min(parse_uint(q.get("max-parts", "1000"), "max-parts"), 1000)
+    marker = parse_uint(q.get("part-number-marker", "0"), "part-number-marker")
     parts = sorted((n, t, p) for n, (t, p) in mpu.latest_parts().items() if n > marker)
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]

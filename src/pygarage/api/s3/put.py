@@ -120,11 +120,28 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
                 data = await read(bs)
             while summing:
                 await summing.popleft()
+    except BaseExceptionGroup as group:
+        # The TaskGroup wraps the body's own error (a bad chunk signature or a cut body,
+        # raised by read()) and its tasks' errors: the client gets the S3 error they carry.
+        raise _first_error(group) from None
     finally:
         if hasher is not None:
             hasher.shutdown(wait=False, cancel_futures=True)
         await list_stored()  # on failure too: aborting the version frees what it lists
     return offset, (tasks[0].result() if tasks else None)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a TaskGroup failure stands for: its first S3 error, else its first leaf."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        e = pending.pop(0)
+        if isinstance(e, BaseExceptionGroup):
+            pending[:0] = e.exceptions
+        else:
+            leaves.append(e)
+    return next((e for e in leaves if isinstance(e, errors.S3Error)), leaves[0])
 
 
 def verify_body_checksums(ctx: ReqCtx, w: Written, trailers: dict[str, str],

@@ -8,8 +8,11 @@ Signed wire format (CRLF line ends):
 Unsigned bodies are the same without the `;chunk-signature=` extensions and without the
 trailer signature; without trailers the body ends with `0` and a blank line.
 
-The caller feeds whatever bytes the socket produced; we hand back payload pieces only once
-they are trustworthy (a signed chunk is held back until its signature checks out).
+The caller feeds whatever bytes the socket produced; we hand back payload pieces as soon as
+they arrive, hashing them on the way, so memory stays bounded by what one feed() holds, however
+large the chunks. A signed chunk's signature is checked when the chunk ends: the caller must
+treat the payload as unverified until finish() returned, and commit nothing before (the S3
+handlers make an object or part visible only once the body's end was read).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import re
 from .. import errors
 from .sigv4 import EMPTY_SHA256, SigningContext, sign, signatures_equal
 
+# Chunk data is streamed, never held: this only refuses absurd sizes (AWS SDKs send 8 KiB to
+# 1 MiB chunks).
 MAX_CHUNK_SIZE = 64 * 1024 * 1024
 MAX_LINE = 4096  # a chunk header is ~90 bytes; anything this long is garbage
 MAX_TRAILER_SECTION = 16 * 1024
@@ -47,7 +52,6 @@ class AwsChunkedDecoder:
         self._remaining = 0  # bytes of the current chunk's data still to read
         self._chunk_sig = b""
         self._chunk_hash = hashlib.sha256()
-        self._held: list[bytes] = []  # signed chunk data awaiting its signature check
         self._decoded = 0
         self._trailers: dict[str, str] = {}
         self._trailer_signature: str | None = None
@@ -119,10 +123,8 @@ class AwsChunkedDecoder:
             self._remaining -= n
             if self._signed:
                 self._chunk_hash.update(piece)
-                self._held.append(piece)
-            else:
-                self._decoded += n
-                out.append(piece)
+            self._decoded += n
+            out.append(piece)
             if self._remaining == 0:
                 self._state = _DATA_CRLF
             return True
@@ -134,7 +136,7 @@ class AwsChunkedDecoder:
             if self._buf[:2] != b"\r\n":
                 raise errors.InvalidRequest("Missing CRLF after aws-chunked chunk data")
             del self._buf[:2]
-            self._end_of_chunk(out)
+            self._end_of_chunk()
             return True
         if self._state == _TRAILERS:
             line = self._take_line(b"\n")
@@ -179,12 +181,12 @@ class AwsChunkedDecoder:
         self._remaining = size
         self._chunk_hash = hashlib.sha256()
         if size == 0:
-            self._end_of_chunk(None)
+            self._end_of_chunk()
             self._state = _TRAILERS
         else:
             self._state = _DATA
 
-    def _end_of_chunk(self, out: list[bytes] | None) -> None:
+    def _end_of_chunk(self) -> None:
         if self._signed:
             assert self._ctx is not None
             to_sign = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", self._ctx.amz_date, self._ctx.scope,
@@ -194,11 +196,6 @@ class AwsChunkedDecoder:
                 raise errors.SignatureDoesNotMatch(
                     "The chunk signature we calculated does not match the one you provided.")
             self._previous = expected
-            if out is not None and self._held:
-                data = b"".join(self._held)
-                self._decoded += len(data)
-                out.append(data)
-            self._held = []
         self._state = _SIZE_LINE
 
     def _trailer_line(self, line: bytes) -> None:

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from .. import errors
+from ..wire import is_ascii_uint, parse_uint
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -31,7 +32,7 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _SPECIAL_PAYLOADS = frozenset(
     {UNSIGNED_PAYLOAD, STREAMING_PAYLOAD, STREAMING_PAYLOAD_TRAILER, STREAMING_UNSIGNED_TRAILER})
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+_AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 # Only ASCII blanks: header values may carry latin-1 decoded UTF-8 where \xa0 is data.
 _BLANKS = re.compile(r"[ \t]+")
 _PRESIGN_PARAMS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
@@ -218,7 +219,7 @@ def _parse_credential(value: str, regions: Sequence[str], service: str) -> _Cred
             f"The authorization header is malformed; the Credential is mal-formed; "
             f"expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\": {value!r}")
     cred = _Credential(*parts[:4])
-    if not re.fullmatch(r"\d{8}", cred.date8):
+    if not re.fullmatch(r"[0-9]{8}", cred.date8):
         raise errors.AuthorizationHeaderMalformed(
             f"The authorization header is malformed; incorrect date format {cred.date8!r}")
     if cred.region not in regions:
@@ -364,6 +365,19 @@ def _verify_header_auth(req: SignedRequest, headers: dict[str, list[str]], value
                       presigned=False)
 
 
+def _parse_expires(value: str) -> int:
+    """X-Amz-Expires, with AWS's errors and messages (checked before the signature, as AWS
+    does: an URL that is too long-lived or expired is refused whoever signed it)."""
+    err = errors.AuthorizationQueryParametersError
+    if value.startswith("-") and is_ascii_uint(value[1:]):
+        raise err("X-Amz-Expires must be non-negative")
+    if not value or value.strip("0123456789"):
+        raise err("X-Amz-Expires should be a number")
+    return parse_uint(value, "X-Amz-Expires", max_value=MAX_PRESIGN_EXPIRES, error=err,
+                      message="X-Amz-Expires must be less than a week (in seconds) that is; "
+                              f"{MAX_PRESIGN_EXPIRES}")
+
+
 def _presign_params(raw_query: str) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in parse_query(raw_query):
@@ -392,11 +406,9 @@ def _verify_presigned(req: SignedRequest, headers: dict[str, list[str]],
     when = _parse_amz_date(amz_date)
     if cred.date8 != amz_date[:8]:
         raise errors.AccessDenied("Invalid credential date. Date is not the same as X-Amz-Date.")
-    expires = params["X-Amz-Expires"]
-    if not expires.isdigit() or not 1 <= int(expires) <= MAX_PRESIGN_EXPIRES:
-        raise errors.InvalidRequest(
-            f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES} seconds")
-    if now > when + timedelta(seconds=int(expires)):
+    expires = _parse_expires(params["X-Amz-Expires"])
+    # X-Amz-Expires=0 is valid (AWS accepts it) but for no time at all.
+    if expires == 0 or now > when + timedelta(seconds=expires):
         raise errors.AccessDenied("Request has expired")
     if when - now > MAX_SKEW:
         raise errors.AccessDenied("Request is not valid yet")
