@@ -3,7 +3,6 @@ keyed by rpc_secret, carrying Garage admin API v2 calls. Synchronous, one socket
 
 from __future__ import annotations
 
-import secrets
 import socket
 from typing import Any
 
@@ -74,22 +73,24 @@ class AdminClient:
         return bytes(buf)
 
     def _handshake(self, secret: bytes, expected_id: str | None) -> None:
-        key = SigningKey.generate()
-        pub, nonce = bytes(key.verify_key), secrets.token_bytes(32)
-        self.sock.sendall(hs.MAGIC + pub + nonce)
-        reply = self._recv(hs.SERVER_LEN)
-        spub, snonce, proof = reply[:32], reply[32:64], reply[64:]
-        t = hs.transcript(pub, nonce, spub, snonce)
+        shake = hs.ClientHandshake(secret, SigningKey.generate())
+        self.sock.sendall(shake.start())
         try:
-            hs.check(secret, spub, b"S", t, proof)
+            while not shake.done:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectError("the node closed the connection during the handshake "
+                                       "(wrong rpc_secret?)")
+                self.sock.sendall(shake.receive(data))
         except hs.HandshakeError as e:
             raise ConnectError(f"RPC handshake failed: {e} (check rpc_secret)") from None
+        assert shake.session is not None
+        spub = shake.session.peer_pub
         if expected_id and not spub.hex().startswith(expected_id.lower()):
             raise ConnectError(f"the node at {self.addr[0]}:{self.addr[1]} has id "
                                f"{spub.hex()[:16]}..., not {expected_id[:16]}...")
-        self.sock.sendall(hs.prove(secret, key, b"C", t))
-        c2s, s2c = hs.session_keys(secret, t)
-        self.sealer, self.opener = Sealer(c2s), Opener(s2c)
+        self.sealer = Sealer(shake.session.send_key)
+        self.opener = Opener(shake.session.recv_key)
         self.node_id = spub.hex()
 
     def rpc(self, path: str, body: Any) -> Any:

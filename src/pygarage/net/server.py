@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,24 +47,36 @@ class RpcServer:
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
+            shake = hs.ServerHandshake(self.secret, self.key)
             async with asyncio.timeout(10):
-                hello = await reader.readexactly(hs.HELLO_LEN)
-                if not hello.startswith(hs.MAGIC):
-                    raise hs.HandshakeError("not a pygarage RPC client")
-                cpub, cnonce = hello[8:40], hello[40:72]
-                snonce = secrets.token_bytes(32)
-                t = hs.transcript(cpub, cnonce, self.pub, snonce)
-                writer.write(self.pub + snonce + hs.prove(self.secret, self.key, b"S", t))
-                await writer.drain()
-                hs.check(self.secret, cpub, b"C", t, await reader.readexactly(hs.CLIENT_LEN))
-            c2s, s2c = hs.session_keys(self.secret, t)
-            opener, sealer = Opener(c2s), Sealer(s2c)
+                while not shake.done:
+                    data = await reader.read(4096)
+                    if not data:
+                        raise hs.HandshakeError("connection closed during the handshake")
+                    out = shake.receive(data)
+                    if out:
+                        writer.write(out)
+                        await writer.drain()
+            assert shake.session is not None
+            opener, sealer = Opener(shake.session.recv_key), Sealer(shake.session.send_key)
+            pending = bytearray(shake.rest())
+
+            async def readexactly(n: int) -> bytes:
+                while len(pending) < n:
+                    data = await reader.read(max(n - len(pending), 65536))
+                    if not data:
+                        raise asyncio.IncompleteReadError(bytes(pending), n)
+                    pending.extend(data)
+                out = bytes(pending[:n])
+                del pending[:n]
+                return out
+
             while True:
                 try:
-                    header = await reader.readexactly(4)
+                    header = await readexactly(4)
                 except asyncio.IncompleteReadError:
                     return
-                msg = opener.open(await reader.readexactly(frame_len(header)))
+                msg = opener.open(await readexactly(frame_len(header)))
                 req_id, path, body = msg
                 writer.write(sealer.seal(await self._dispatch(req_id, path, body)))
                 await writer.drain()
