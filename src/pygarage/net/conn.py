@@ -219,7 +219,7 @@ class Connection:
 
     def data_to_send(self, limit: int = 4 * CHUNK) -> bytes:
         """About `limit` bytes of frames (at least one frame if any can go), best first."""
-        parts = self._control
+        parts: list[bytes | memoryview] = list(self._control)
         size = sum(len(p) for p in parts)
         self._control = []
         for prio in PRIORITIES:
