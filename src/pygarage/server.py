@@ -73,7 +73,9 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
                  g.system.layout.current.version)
     g.spawn_workers()
 
-    rpc = RpcServer(config.rpc_secret, g.system.node_key)
+    rpc = RpcServer(config.rpc_secret, g.system.node_key,
+                    rpc_timeout_msec=config.rpc_timeout_msec,
+                    rpc_ping_timeout_msec=config.rpc_ping_timeout_msec)
 
     async def admin_rpc(body: Any) -> Any:
         try:
