@@ -304,13 +304,17 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving side
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
         """Feed any split of the peer's bytes; never raises on hostile input."""
         if self.closed:
             return []
-        self._buf += data
+        if self._buf:
+            self._buf += data
+            buf: bytes | bytearray = self._buf
+        else:
+            buf = data  # the common case (whole frames per record): no re-buffering
         events: list[Event] = []
-        buf = self._buf
+        view = memoryview(buf)
         pos = 0
         try:
             while len(buf) - pos >= _HDR.size:
@@ -320,15 +324,21 @@ class Connection:
                 end = pos + _HDR.size + n
                 if end > len(buf):
                     break
-                payload = bytes(buf[pos + _HDR.size:end])
+                payload = bytes(view[pos + _HDR.size:end])
                 pos = end
                 self._frame(kind, sid, payload, events)
         except _Fatal as e:
+            view.release()
             self.closed = True
             self._buf = bytearray()
             events.append(ProtocolError(str(e), True))
             return events
-        del buf[:pos]
+        if buf is self._buf:
+            view.release()
+            del self._buf[:pos]
+        else:
+            self._buf = bytearray(view[pos:])
+            view.release()
         return events
 
     def _frame(self, kind: int, sid: int, payload: bytes, events: list[Event]) -> None:

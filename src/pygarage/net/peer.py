@@ -26,6 +26,10 @@ HANDSHAKE_TIMEOUT = 10.0
 PING_PATH = "net/ping"
 _WRITE_HIGH = 512 * 1024  # body bytes queued per stream before its writer waits
 _SEND_BATCH = 256 * 1024  # plaintext per record: one crypto call per ~4 frames
+# Bytes the socket's user-space buffer may hold before we stop producing frames: enough to
+# keep the socket busy while the next record is encrypted, small enough that an
+# interactive frame never waits behind more than a few milliseconds of bulk data.
+_TRANSPORT_HIGH = 1024 * 1024
 
 
 class RpcError(Exception):
@@ -145,6 +149,7 @@ class PeerConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        transport.set_write_buffer_limits(high=_TRANSPORT_HIGH)
         addr = transport.get_extra_info("peername")
         self.remote = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
         loop = asyncio.get_running_loop()

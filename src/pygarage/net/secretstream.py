@@ -1,19 +1,25 @@
 """Boxed stream after the handshake (pure, sans-IO): records of
-4-byte length | XSalsa20-Poly1305(plaintext), one key per direction, counter nonces.
+4-byte length | AEAD(plaintext, associated data = the length), one key per direction,
+counter nonces.
 
 A tampered, replayed, reordered or truncated record fails to authenticate (the nonce the
-receiver expects is the next counter value), and the connection must then be dropped: a
-StreamError leaves the Opener unusable on purpose.
+receiver expects is the next counter value; the length is authenticated too), and the
+connection must then be dropped: a StreamError leaves the Opener unusable on purpose.
+
+The AEAD is libsodium's AEGIS-256 (256-bit key and nonce): several times the speed of
+XSalsa20-Poly1305 (SecretBox) on AES-NI machines. libsodium is called directly through
+PyNaCl's cffi module so that a record is encrypted into its final buffer and decrypted
+straight out of the receive buffer: at 1 MiB blocks, copies cost as much as the cipher.
 """
 
 from __future__ import annotations
 
 import struct
 
-from nacl import bindings as sodium
-from nacl.exceptions import CryptoError
+from nacl._sodium import ffi, lib  # PyNaCl's own binding to libsodium
 
-MAC_LEN = sodium.crypto_secretbox_MACBYTES
+MAC_LEN = int(lib.crypto_aead_aegis256_abytes())
+_NONCE_LEN = int(lib.crypto_aead_aegis256_npubbytes())
 # Bounds the memory one record can pin in the receiver before it is authenticated.
 MAX_RECORD = 1 << 20
 _LEN = struct.Struct(">I")
@@ -24,32 +30,44 @@ class StreamError(Exception):
 
 
 def _nonce(counter: int) -> bytes:
-    return counter.to_bytes(24, "big")
+    return counter.to_bytes(_NONCE_LEN, "big")
 
 
 class Sealer:
     def __init__(self, key: bytes):
+        if len(key) != int(lib.crypto_aead_aegis256_keybytes()):
+            raise ValueError("bad key length")
         self._key = key
         self._counter = 0
 
-    def seal(self, plain: bytes) -> bytes:
+    def seal(self, plain: bytes | bytearray | memoryview) -> bytearray:
         """One record per call; callers keep `plain` within MAX_RECORD - MAC_LEN."""
-        if len(plain) + MAC_LEN > MAX_RECORD:
+        n = len(plain) + MAC_LEN
+        if n > MAX_RECORD:
             raise ValueError("record too large")
-        ct = sodium.crypto_secretbox(plain, _nonce(self._counter), self._key)
+        out = bytearray(4 + n)
+        _LEN.pack_into(out, 0, n)
+        dst = ffi.from_buffer(out)
+        rc = lib.crypto_aead_aegis256_encrypt(
+            dst + 4, ffi.NULL, ffi.from_buffer(plain), len(plain), dst, 4, ffi.NULL,
+            _nonce(self._counter), self._key)
+        if rc != 0:  # pragma: no cover - libsodium cannot fail here
+            raise StreamError("encryption failed")
         self._counter += 1
-        return _LEN.pack(len(ct)) + ct
+        return out
 
-    def seal_all(self, plain: bytes) -> list[bytes]:
+    def seal_all(self, plain: bytes) -> list[bytearray]:
         step = MAX_RECORD - MAC_LEN
         if len(plain) <= step:
             return [self.seal(plain)]
         view = memoryview(plain)
-        return [self.seal(bytes(view[i:i + step])) for i in range(0, len(plain), step)]
+        return [self.seal(view[i:i + step]) for i in range(0, len(plain), step)]
 
 
 class Opener:
     def __init__(self, key: bytes):
+        if len(key) != int(lib.crypto_aead_aegis256_keybytes()):
+            raise ValueError("bad key length")
         self._key = key
         self._counter = 0
         self._buf = bytearray()
@@ -60,13 +78,17 @@ class Opener:
         """Bytes of an incomplete record: non-zero at EOF means the stream was truncated."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytearray]:
         """Ciphertext in, plaintext records out; StreamError on anything not authentic."""
         if self._broken:
             raise StreamError("stream already failed")
-        self._buf += data
-        out: list[bytes] = []
-        buf = self._buf
+        if self._buf:
+            self._buf += data
+            buf: bytes | bytearray = self._buf
+        else:
+            buf = data  # the common case: parse the received bytes in place
+        out: list[bytearray] = []
+        view = memoryview(buf)
         pos = 0
         while len(buf) - pos >= 4:
             (n,) = _LEN.unpack_from(buf, pos)
@@ -75,14 +97,23 @@ class Opener:
                 raise StreamError(f"bad record length {n}")
             if len(buf) - pos - 4 < n:
                 break
-            ct = bytes(buf[pos + 4:pos + 4 + n])
+            out.append(self._open(view[pos:pos + 4], view[pos + 4:pos + 4 + n]))
             pos += 4 + n
-            try:
-                out.append(sodium.crypto_secretbox_open(ct, _nonce(self._counter), self._key))
-            except CryptoError:
-                self._broken = True
-                raise StreamError("record failed authentication") from None
-            self._counter += 1
-        if pos:
-            del buf[:pos]
+        if buf is self._buf:
+            view.release()
+            del self._buf[:pos]
+        else:
+            self._buf = bytearray(view[pos:])
+            view.release()
         return out
+
+    def _open(self, head: memoryview, ct: memoryview) -> bytearray:
+        plain = bytearray(len(ct) - MAC_LEN)
+        rc = lib.crypto_aead_aegis256_decrypt(
+            ffi.from_buffer(plain), ffi.NULL, ffi.NULL, ffi.from_buffer(ct), len(ct),
+            ffi.from_buffer(head), 4, _nonce(self._counter), self._key)
+        if rc != 0:
+            self._broken = True
+            raise StreamError("record failed authentication")
+        self._counter += 1
+        return plain
