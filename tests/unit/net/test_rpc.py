@@ -258,3 +258,29 @@ async def test_peering_reconnects_and_detects_a_dead_peer() -> None:
         await peering.stop()
         await a.close()
         await b.close()
+
+
+async def test_default_timeout_is_rpc_timeout_and_config_is_wired() -> None:
+    from pygarage.net.server import RpcServer
+
+    srv = RpcServer(SECRET, SigningKey.generate(), rpc_timeout_msec=250,
+                    rpc_ping_timeout_msec=700)
+    assert srv.app.rpc_timeout == 0.25 and srv.peering.ping_timeout == 0.7
+    gate = asyncio.Event()
+
+    async def hang(body: Any) -> Any:
+        await gate.wait()
+
+    srv.register("hang", hang)
+    await srv.start("127.0.0.1", 0)
+    client = NetApp(SECRET, SigningKey.generate(), rpc_timeout=0.25)
+    try:
+        await client.connect("127.0.0.1", srv.app.port)
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(RpcTimeout):
+            await client.call(srv.app.id, "hang", None)
+        assert 0.2 < asyncio.get_running_loop().time() - t0 < 2
+    finally:
+        gate.set()
+        await client.close()
+        await srv.close()
