@@ -219,6 +219,10 @@ class Connection:
 
     def data_to_send(self, limit: int = 4 * CHUNK) -> bytes:
         """About `limit` bytes of frames (at least one frame if any can go), best first."""
+        return b"".join(self.frames_to_send(limit))
+
+    def frames_to_send(self, limit: int = 4 * CHUNK) -> list[bytes | memoryview]:
+        """data_to_send as pieces, for a caller that gathers them itself."""
         parts: list[bytes | memoryview] = list(self._control)
         size = sum(len(p) for p in parts)
         self._control = []
@@ -234,7 +238,7 @@ class Connection:
                 size += len(hdr) + len(payload)
             if size >= limit:
                 break
-        return b"".join(parts)
+        return parts
 
     def _next_frame(self, ring: deque[int]) -> tuple[bytes, bytes | memoryview] | None:
         for _ in range(len(ring)):

@@ -378,10 +378,10 @@ class PeerConnection(asyncio.Protocol):
         if self._sealer is None or self._transport is None or self.closed:
             return
         while not self._paused and self._core.has_data:
-            out = self._core.data_to_send(_SEND_BATCH)
-            if not out:
+            parts = self._core.frames_to_send(_SEND_BATCH)
+            if not parts:
                 break
-            for rec in self._sealer.seal_all(out):
+            for rec in self._sealer.seal_parts(parts):
                 self._transport.write(rec)
         for sid, fut in list(self._writers.items()):
             if self._core.queued(sid) <= _WRITE_HIGH // 2 or not self._core.is_open(sid):

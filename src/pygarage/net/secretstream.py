@@ -23,6 +23,7 @@ _NONCE_LEN = int(lib.crypto_aead_aegis256_npubbytes())
 # Bounds the memory one record can pin in the receiver before it is authenticated.
 MAX_RECORD = 1 << 20
 _LEN = struct.Struct(">I")
+_ZERO_MAC = bytes(MAC_LEN)
 
 
 class StreamError(Exception):
@@ -56,6 +57,22 @@ class Sealer:
         self._counter += 1
         return out
 
+    def seal_parts(self, parts: list[bytes | memoryview]) -> list[bytearray]:
+        """Records of the concatenation of `parts`, encrypted in place in the one buffer
+        the parts are gathered into (no intermediate join, no zeroed output buffer)."""
+        size = sum(len(p) for p in parts)
+        if size + MAC_LEN > MAX_RECORD:
+            return self.seal_all(b"".join(parts))
+        out = bytearray().join([_LEN.pack(size + MAC_LEN), *parts, _ZERO_MAC])
+        buf = ffi.from_buffer(out)
+        rc = lib.crypto_aead_aegis256_encrypt(
+            buf + 4, ffi.NULL, buf + 4, size, buf, 4, ffi.NULL, _nonce(self._counter),
+            self._key)
+        if rc != 0:  # pragma: no cover - libsodium cannot fail here
+            raise StreamError("encryption failed")
+        self._counter += 1
+        return [out]
+
     def seal_all(self, plain: bytes) -> list[bytearray]:
         step = MAX_RECORD - MAC_LEN
         if len(plain) <= step:
@@ -80,32 +97,37 @@ class Opener:
 
     def feed(self, data: bytes) -> list[bytearray]:
         """Ciphertext in, plaintext records out; StreamError on anything not authentic."""
-        if self._broken:
-            raise StreamError("stream already failed")
         if self._buf:
             self._buf += data
             buf: bytes | bytearray = self._buf
         else:
             buf = data  # the common case: parse the received bytes in place
+        with memoryview(buf) as view:
+            out, used = self.take(view)
+            rest = bytes(view[used:]) if buf is not self._buf else b""
+        if buf is self._buf:
+            del self._buf[:used]
+        else:
+            self._buf = bytearray(rest)
+        return out
+
+    def take(self, view: memoryview) -> tuple[list[bytearray], int]:
+        """The whole records at the start of `view` (a caller-owned receive buffer):
+        -> (plaintexts, bytes used). The rest is an incomplete record."""
+        if self._broken:
+            raise StreamError("stream already failed")
         out: list[bytearray] = []
-        view = memoryview(buf)
         pos = 0
-        while len(buf) - pos >= 4:
-            (n,) = _LEN.unpack_from(buf, pos)
+        while len(view) - pos >= 4:
+            (n,) = _LEN.unpack_from(view, pos)
             if n < MAC_LEN or n > MAX_RECORD:
                 self._broken = True
                 raise StreamError(f"bad record length {n}")
-            if len(buf) - pos - 4 < n:
+            if len(view) - pos - 4 < n:
                 break
             out.append(self._open(view[pos:pos + 4], view[pos + 4:pos + 4 + n]))
             pos += 4 + n
-        if buf is self._buf:
-            view.release()
-            del self._buf[:pos]
-        else:
-            self._buf = bytearray(view[pos:])
-            view.release()
-        return out
+        return out, pos
 
     def _open(self, head: memoryview, ct: memoryview) -> bytearray:
         plain = bytearray(len(ct) - MAC_LEN)

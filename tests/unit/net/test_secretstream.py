@@ -71,3 +71,13 @@ def test_bad_lengths_and_truncation() -> None:
         Opener(KEY).feed(b"\x00\x00\x00\x01x")
     o = Opener(KEY)
     assert o.feed(_records(1)[0][:-1]) == [] and o.buffered > 0
+
+
+def test_seal_parts_matches_seal() -> None:
+    parts: list[bytes | memoryview] = [b"head", memoryview(b"0123456789")[2:7], b"", b"tail"]
+    a, b = Sealer(KEY), Sealer(KEY)
+    for _ in range(3):
+        assert b.seal_parts(parts) == [a.seal(b"".join(parts))]
+    big = [bytes(MAX_RECORD // 2), bytes(MAX_RECORD // 2)]
+    recs = Sealer(KEY).seal_parts(list(big))
+    assert len(recs) == 2 and b"".join(Opener(KEY).feed(b"".join(recs))) == b"".join(big)
