@@ -84,7 +84,9 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
         log.info("removed %d temporary block file(s) left by an interrupted write", stray)
     g.spawn_workers()
 
-    rpc = RpcServer(config.rpc_secret, g.system.node_key)
+    rpc = RpcServer(config.rpc_secret, g.system.node_key,
+                    rpc_timeout_msec=config.rpc_timeout_msec,
+                    rpc_ping_timeout_msec=config.rpc_ping_timeout_msec)
 
     async def admin_rpc(body: Any) -> Any:
         endpoint = body.get("endpoint") if isinstance(body, dict) else None

@@ -491,25 +491,8 @@ def _rpc_client(node: GarageNode) -> AdminClient:
     return AdminClient(("127.0.0.1", node.rpc_port), cfg.rpc_secret)
 
 
-@pytest.mark.parametrize("frame", [[1, "admin"], "just a string", {"id": 1}, [None, "admin",
-                                   {}], ["x", 5, None], [1, "admin", {}, "extra"], 42])
-def test_rpc_malformed_frame_drops_the_peer(node: GarageNode, frame: Any) -> None:
-    start = node.log_path.stat().st_size
-    c = _rpc_client(node)
-    c.sock.sendall(c.sealer.seal(frame))
-    c.sock.settimeout(5)
-    assert c.sock.recv(10) == b""  # dropped
-    c.close()
-    deadline = time.monotonic() + 5
-    while b"malformed request frame" not in node.log_path.read_bytes()[start:] \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    text = _log_tail(node, start)
-    assert text.count("malformed request frame") == 1 and "Traceback" not in text
-    # The node still answers a well-formed call.
-    c = _rpc_client(node)
-    assert c.call("GetClusterHealth")["status"] == "healthy"
-    c.close()
+# Malformed frames and bad peers on the new transport: tests/integration/test_rpc_bad_peers.py
+# and tests/unit/net/test_conn.py.
 
 
 @pytest.mark.parametrize("body", ["not a dict", {"endpoint": 5}, {"endpoint": "ListBuckets",

@@ -1,16 +1,12 @@
 """The CLI's link to a running node: the same authenticated, encrypted RPC the nodes use,
-keyed by rpc_secret, carrying Garage admin API v2 calls. Synchronous, one socket."""
+keyed by rpc_secret, carrying Garage admin API v2 calls (net/sync_client.py: blocking,
+one socket, the daemon's handshake and connection core)."""
 
 from __future__ import annotations
 
-import secrets
-import socket
 from typing import Any
 
-from nacl.signing import SigningKey
-
-from ..net import handshake as hs
-from ..net.framing import FrameError, Opener, Sealer, frame_len
+from ..net.sync_client import LinkError, RemoteError, SyncClient
 from ..util.config import ConfigError, load_config, split_host_port
 
 
@@ -57,60 +53,28 @@ class AdminClient:
     def __init__(self, addr: tuple[str, int], secret: bytes, expected_id: str | None = None):
         self.addr = addr
         try:
-            self.sock = socket.create_connection(addr, timeout=30)
-        except OSError as e:
-            raise ConnectError(f"cannot reach the node's RPC at {addr[0]}:{addr[1]} ({e}); "
-                               "is `garage server` running with this config?") from None
-        self._handshake(secret, expected_id)
-        self._next_id = 1
-
-    def _recv(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectError("the node closed the connection (wrong rpc_secret?)")
-            buf += chunk
-        return bytes(buf)
-
-    def _handshake(self, secret: bytes, expected_id: str | None) -> None:
-        key = SigningKey.generate()
-        pub, nonce = bytes(key.verify_key), secrets.token_bytes(32)
-        self.sock.sendall(hs.MAGIC + pub + nonce)
-        reply = self._recv(hs.SERVER_LEN)
-        spub, snonce, proof = reply[:32], reply[32:64], reply[64:]
-        t = hs.transcript(pub, nonce, spub, snonce)
-        try:
-            hs.check(secret, spub, b"S", t, proof)
-        except hs.HandshakeError as e:
-            raise ConnectError(f"RPC handshake failed: {e} (check rpc_secret)") from None
+            self._link = SyncClient(addr, secret)
+        except LinkError as e:
+            raise ConnectError(f"{e}; is `garage server` running with this config and "
+                               "rpc_secret?") from None
+        spub = self._link.peer_id
         if expected_id and not spub.hex().startswith(expected_id.lower()):
-            raise ConnectError(f"the node at {self.addr[0]}:{self.addr[1]} has id "
+            self._link.close()
+            raise ConnectError(f"the node at {addr[0]}:{addr[1]} has id "
                                f"{spub.hex()[:16]}..., not {expected_id[:16]}...")
-        self.sock.sendall(hs.prove(secret, key, b"C", t))
-        c2s, s2c = hs.session_keys(secret, t)
-        self.sealer, self.opener = Sealer(c2s), Opener(s2c)
         self.node_id = spub.hex()
 
     def rpc(self, path: str, body: Any) -> Any:
-        req_id = self._next_id
-        self._next_id += 1
-        self.sock.sendall(self.sealer.seal([req_id, path, body]))
         try:
-            resp = self.opener.open(self._recv(frame_len(self._recv(4))))
-        except FrameError as e:
-            raise ConnectError(f"RPC link error: {e}") from None
-        _rid, ok, result = resp
-        if not ok:
-            raise AdminCallError(str(result))
-        return result
+            return self._link.call(path, body)
+        except RemoteError as e:
+            raise AdminCallError(str(e)) from None
+        except LinkError as e:
+            raise ConnectError(str(e)) from None
 
     def call(self, endpoint: str, *, query: dict[str, str] | None = None,
              body: object = None) -> Any:
         return self.rpc("admin", {"endpoint": endpoint, "query": query or {}, "body": body})
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self._link.close()

@@ -1,90 +1,41 @@
-"""RPC listener: handshake, then request frames [id, path, body] -> [id, ok, result].
+"""The daemon's RPC endpoint: a NetApp listening on rpc_bind_addr, and Peering keeping
+links to the other nodes up (with pings under rpc_ping_timeout_msec). Calls made through
+`app` time out after rpc_timeout_msec.
 
-Handlers are registered by path; today the path "admin" carries the CLI's admin calls, and
-the cluster work adds table, block and gossip endpoints on the same link.
+Handlers registered here take and return msgpack values; the path "admin" carries the
+CLI's admin calls, and the cluster work adds table, block and gossip endpoints.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nacl.signing import SigningKey
 
-from ..util.logsafe import logsafe
-from . import handshake as hs
-from .framing import FrameError, Opener, Sealer, frame_len, request_parts
+from .netapp import NetApp
+from .peer import IncomingRequest, RpcError
+from .peering import Peering
 
-log = logging.getLogger(__name__)
-
-RpcHandler = Callable[[Any], Awaitable[Any]]
-
-
-class RpcError(Exception):
-    """Raised by handlers: the message goes back to the caller."""
+__all__ = ["RpcError", "RpcServer"]
 
 
 class RpcServer:
-    def __init__(self, secret: bytes, key: SigningKey):
-        self.secret = secret
-        self.key = key
-        self.pub = bytes(key.verify_key)
-        self.handlers: dict[str, RpcHandler] = {}
-        self._server: asyncio.Server | None = None
+    def __init__(self, secret: bytes, key: SigningKey, *, rpc_timeout_msec: int = 300_000,
+                 rpc_ping_timeout_msec: int = 10_000):
+        self.app = NetApp(secret, key, rpc_timeout=rpc_timeout_msec / 1000)
+        self.peering = Peering(self.app, ping_timeout=rpc_ping_timeout_msec / 1000)
 
-    def register(self, path: str, handler: RpcHandler) -> None:
-        self.handlers[path] = handler
+    def register(self, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        async def serve(req: IncomingRequest) -> Any:
+            return await handler(req.body)
+
+        self.app.register(path, serve)
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._conn, host, port, reuse_address=True)
+        await self.app.listen(host, port)
+        self.peering.start()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        try:
-            async with asyncio.timeout(10):
-                hello = await reader.readexactly(hs.HELLO_LEN)
-                if not hello.startswith(hs.MAGIC):
-                    raise hs.HandshakeError("not a pygarage RPC client")
-                cpub, cnonce = hello[8:40], hello[40:72]
-                snonce = secrets.token_bytes(32)
-                t = hs.transcript(cpub, cnonce, self.pub, snonce)
-                writer.write(self.pub + snonce + hs.prove(self.secret, self.key, b"S", t))
-                await writer.drain()
-                hs.check(self.secret, cpub, b"C", t, await reader.readexactly(hs.CLIENT_LEN))
-            c2s, s2c = hs.session_keys(self.secret, t)
-            opener, sealer = Opener(c2s), Sealer(s2c)
-            while True:
-                try:
-                    header = await reader.readexactly(4)
-                except asyncio.IncompleteReadError:
-                    return
-                msg = opener.open(await reader.readexactly(frame_len(header)))
-                req_id, path, body = request_parts(msg)
-                writer.write(sealer.seal(await self._dispatch(req_id, path, body)))
-                await writer.drain()
-        except (hs.HandshakeError, FrameError) as e:
-            log.warning("RPC connection from %s rejected: %s", peer, logsafe(e))
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass
-        finally:
-            writer.close()
-
-    async def _dispatch(self, req_id: int, path: str, body: Any) -> list[Any]:
-        handler = self.handlers.get(path)
-        if handler is None:
-            return [req_id, False, f"unknown RPC endpoint {path!r}"]
-        try:
-            return [req_id, True, await handler(body)]
-        except RpcError as e:
-            return [req_id, False, str(e)]
-        except Exception as e:
-            log.exception("RPC %s failed", logsafe(path))
-            return [req_id, False, f"internal error: {type(e).__name__}: {e}"]
+        await self.peering.stop()
+        await self.app.close()

@@ -58,3 +58,12 @@ def test_bad_bodies_are_400_naming_the_field(ep: str, body: Any, where: str) -> 
 ])
 def test_host_to_bucket(host: str, root: str, bucket: str | None) -> None:
     assert host_to_bucket(host, root) == bucket
+
+
+def test_list_bodied_endpoints() -> None:
+    # Garage's PurgeBlocks and ConnectClusterNodes take a JSON list, as the CLI sends.
+    check_body("PurgeBlocks", ["ab" * 32])
+    check_body("ConnectClusterNodes", ["id@127.0.0.1:3901"])
+    for bad in ({"x": 1}, [5], "ab"):
+        with pytest.raises(AdminError):
+            check_body("PurgeBlocks", bad)

@@ -55,6 +55,9 @@ BODIES: dict[str, Any] = {
     "ApplyClusterLayout": {"version!": int},
     "ListWorkers": {"busyOnly": bool, "errorOnly": bool},
     "GetBlockInfo": {"blockHash!": str},
+    # Garage's list-bodied endpoints.
+    "PurgeBlocks": ListOf(str),
+    "ConnectClusterNodes": ListOf(str),
 }
 
 
