@@ -15,6 +15,7 @@ from ..common import errors
 from .conditions import check_conditions, content_range, http_date, parse_range
 from .context import ReqCtx
 from .meta import response_headers
+from .xml import checksum_type_of
 
 READ_AHEAD = 2
 
@@ -68,6 +69,7 @@ async def part_range(g: Garage, v: ObjectVersion, part_number: int) -> tuple[int
             start += b.size
         elif p == part_number:
             found = True
+    found = found or part_number <= v.meta.parts  # an empty part has no blocks
     if not found:
         raise errors.InvalidPart(f"part {part_number} does not exist")
     end = start + sum(b.size for (p, _), b in ver.blocks.items() if p == part_number)
@@ -103,8 +105,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         # Only for the whole object: a part or range has a different checksum.
         algo, value = v.meta.checksum
         headers[f"x-amz-checksum-{algo}"] = value
-        if value.rpartition("-")[2].isdigit() and "-" in value:
-            headers["x-amz-checksum-type"] = "COMPOSITE"
+        headers["x-amz-checksum-type"] = checksum_type_of(value)
     if rng is not None:
         start, end = rng
         status = 206

@@ -210,9 +210,22 @@ def initiate_multipart_xml(bucket: str, key: str, upload_id: str) -> bytes:
                 _t("UploadId", upload_id))
 
 
+def checksum_type_of(value: str) -> str:
+    """COMPOSITE values end in -<number of parts>; others are of the whole object."""
+    head, sep, n = value.rpartition("-")
+    return "COMPOSITE" if sep and head and n.isascii() and n.isdigit() else "FULL_OBJECT"
+
+
+def _checksum(checksum: tuple[str, str] | None) -> list[str]:
+    if not checksum:
+        return []
+    return [_t(_checksum_tag(checksum[0]), checksum[1]),
+            _t("ChecksumType", checksum_type_of(checksum[1]))]
+
+
 def complete_multipart_xml(location: str, bucket: str, key: str, etag: str,
                            checksum: tuple[str, str] | None = None) -> bytes:
-    extra = [_t(_checksum_tag(checksum[0]), checksum[1])] if checksum else []
+    extra = _checksum(checksum)
     return _doc("CompleteMultipartUploadResult", _t("Location", location),
                 _t("Bucket", bucket), _t("Key", key), _t("ETag", _etag(etag)), *extra)
 
@@ -222,15 +235,18 @@ def copy_object_xml(etag: str, last_modified_ms: int) -> bytes:
                 _t("ETag", _etag(etag)))
 
 
-def copy_part_xml(etag: str, last_modified_ms: int) -> bytes:
+def copy_part_xml(etag: str, last_modified_ms: int,
+                  checksum: tuple[str, str] | None = None) -> bytes:
+    extra = [_t(_checksum_tag(checksum[0]), checksum[1])] if checksum else []
     return _doc("CopyPartResult", _t("LastModified", timestamp(last_modified_ms)),
-                _t("ETag", _etag(etag)))
+                _t("ETag", _etag(etag)), *extra)
 
 
 def list_parts_xml(bucket: str, key: str, upload_id: str, parts: list[PartInfo], *,
                    part_number_marker: int | None, next_marker: int | None, max_parts: int,
                    truncated: bool, owner_id: str,
-                   checksum_algorithm: str | None = None) -> bytes:
+                   checksum_algorithm: str | None = None,
+                   checksum_type: str | None = None) -> bytes:
     owner = (owner_id, owner_id)
     items = []
     for p in parts:
@@ -245,7 +261,7 @@ def list_parts_xml(bucket: str, key: str, upload_id: str, parts: list[PartInfo],
         _owner("Initiator", owner), _owner("Owner", owner), _t("StorageClass", "STANDARD"),
         _t("PartNumberMarker", part_number_marker), _t("NextPartNumberMarker", next_marker),
         _t("MaxParts", max_parts), _t("IsTruncated", truncated),
-        _t("ChecksumAlgorithm", algo), *items)
+        _t("ChecksumAlgorithm", algo), _t("ChecksumType", checksum_type), *items)
 
 
 def list_multipart_uploads_xml(bucket: str, uploads: list[UploadInfo],
