@@ -394,8 +394,9 @@ def test_list_buckets_pages(node: GarageNode) -> None:
     for n in names:
         node.create_bucket(n, creds[0])
     client = node.s3(*creds)
-    full = [b["Name"] for b in client.list_buckets()["Buckets"]]
-    assert full == sorted(names)
+    full = client.list_buckets()["Buckets"]
+    assert [b["Name"] for b in full] == sorted(names)
+    assert {b["BucketRegion"] for b in full} == {"garage"}
     page = client.list_buckets(MaxBuckets=2)
     assert [b["Name"] for b in page["Buckets"]] == sorted(names)[:2]
     assert page["ContinuationToken"]

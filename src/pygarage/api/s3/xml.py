@@ -114,10 +114,16 @@ def error_xml(code: str, message: str, resource: str, region: str,
                 _t("Region", region), _t("RequestId", request_id), ns=False)
 
 
-def list_buckets_xml(owner_id: str, owner_name: str, buckets: list[tuple[str, int]]) -> bytes:
-    items = [_e("Bucket", _t("Name", n), _t("CreationDate", timestamp(c))) for n, c in buckets]
+def list_buckets_xml(owner_id: str, owner_name: str, buckets: list[tuple[str, int]],
+                     continuation_token: str | None = None,
+                     prefix: str | None = None, region: str | None = None) -> bytes:
+    """ContinuationToken is the token of the next page (absent on the last one); Prefix
+    echoes the request's."""
+    items = [_e("Bucket", _t("Name", n), _t("CreationDate", timestamp(c)),
+                _t("BucketRegion", region)) for n, c in buckets]
     return _doc("ListAllMyBucketsResult", _owner("Owner", (owner_id, owner_name)),
-                _e("Buckets", *items))
+                _e("Buckets", *items), _t("ContinuationToken", continuation_token),
+                _t("Prefix", prefix))
 
 
 def location_xml(region: str) -> bytes:
