@@ -23,6 +23,7 @@ T = TypeVar("T")
 _MIN_BATCH = 100
 _MAX_BATCH = 1000
 _SEEK_BATCH = 8  # smallest fetch, after skipping a common prefix
+_FIRST_DELIMITER_BATCH = 64
 _MAX_CHAR = 0x10FFFF
 
 
@@ -103,6 +104,9 @@ async def list_page(fetch: Fetch[T], *, prefix: str, delimiter: str | None,
         return ListPage([], [], False, None)
     max_limit = min(max(max_keys + 1, _MIN_BATCH), _MAX_BATCH)
     limit = batch_size or max_limit
+    if delimiter and batch_size is None:
+        # Most of a big batch may roll up into one prefix: start small, grow while used.
+        limit = min(limit, _FIRST_DELIMITER_BATCH)
     prefix_b = key_bytes(prefix)
 
     # Position already consumed: (key bytes, tiebreak or None meaning "the whole key").
@@ -181,7 +185,7 @@ async def list_page(fetch: Fetch[T], *, prefix: str, delimiter: str | None,
             # Keys are unique: appending NUL gives the immediate successor in byte order.
             cursor = last_key + "\x00"
             if batch_size is None:
-                limit = min(limit * 2, max_limit)
+                limit = min(limit * 2, max_limit, max(max_keys - count + 1, _SEEK_BATCH))
         else:
             cursor = last_key
             if not progressed:
