@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 _MIN_BATCH = 100
 _MAX_BATCH = 1000
-_SEEK_BATCH = 8  # smallest fetch, after skipping a common prefix
+_SEEK_BATCH = 1  # smallest fetch, after skipping a common prefix: one seek per prefix
 _FIRST_DELIMITER_BATCH = 64
 _MAX_CHAR = 0x10FFFF
 
