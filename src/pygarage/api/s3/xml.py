@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,9 +84,13 @@ def _doc(root: str, *children: str, ns: bool = True) -> bytes:
 def timestamp(ms: int) -> str:
     """ISO 8601 with milliseconds, e.g. 2006-02-03T16:45:09.000Z."""
     secs, millis = divmod(ms, 1000)
-    d = _EPOCH + timedelta(seconds=secs)
-    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
-            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{millis:03d}Z")
+    try:
+        d = time.gmtime(secs)  # several times faster than datetime: one per listed object
+        y, mo, da, h, mi, se = d.tm_year, d.tm_mon, d.tm_mday, d.tm_hour, d.tm_min, d.tm_sec
+    except (OverflowError, OSError, ValueError):
+        dt = _EPOCH + timedelta(seconds=secs)
+        y, mo, da, h, mi, se = dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
+    return f"{y:04d}-{mo:02d}-{da:02d}T{h:02d}:{mi:02d}:{se:02d}.{millis:03d}Z"
 
 
 def _etag(etag: str) -> str:
@@ -136,14 +141,13 @@ def versioning_xml() -> bytes:
 
 def _objects(page: ListPage[ObjectSummary], enc: bool, owner: tuple[str, str] | None,
              tag: str = "Contents", versions: bool = False) -> list[str]:
-    out = []
-    for o in page.contents:
-        version = [_t("VersionId", "null"), _t("IsLatest", True)] if versions else []
-        out.append(_e(tag, _t("Key", _maybe(o.key, enc)), *version,
-                      _t("LastModified", timestamp(o.last_modified_ms)),
-                      _t("ETag", _etag(o.etag)), _t("Size", o.size),
-                      _t("StorageClass", "STANDARD"), _owner("Owner", owner)))
-    return out
+    # One f-string per object: a 1,000-key page is built in a few milliseconds.
+    version = _t("VersionId", "null") + _t("IsLatest", True) if versions else ""
+    tail = _t("StorageClass", "STANDARD") + _owner("Owner", owner) + f"</{tag}>"
+    return [f"<{tag}><Key>{xml_text(url_encode(o.key) if enc else o.key)}</Key>{version}"
+            f"<LastModified>{timestamp(o.last_modified_ms)}</LastModified>"
+            f"<ETag>{xml_text(_etag(o.etag))}</ETag><Size>{int(o.size)}</Size>{tail}"
+            for o in page.contents]
 
 
 def _prefixes(prefixes: list[str], enc: bool) -> list[str]:
