@@ -90,7 +90,8 @@ def timestamp(ms: int) -> str:
     except (OverflowError, OSError, ValueError):
         dt = _EPOCH + timedelta(seconds=secs)
         y, mo, da, h, mi, se = dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
-    return f"{y:04d}-{mo:02d}-{da:02d}T{h:02d}:{mi:02d}:{se:02d}.{millis:03d}Z"
+    # %-formatting: about three times faster than the f-string with format specs.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (y, mo, da, h, mi, se, millis)  # noqa: UP031
 
 
 def _etag(etag: str) -> str:
