@@ -1,6 +1,12 @@
 """Multipart uploads: the upload is an Uploading version of the object (uuid = upload id)
 plus a multipart_upload entry listing parts; each part is its own version with blocks.
-Complete gathers the chosen parts' blocks into the upload's version, renumbered 1..N."""
+Complete gathers the chosen parts' blocks into the upload's version, renumbered 1..N, with a
+new timestamp (the last upload to complete wins; newer writes of the key never removed the
+upload meanwhile), and keeps its answer in the upload's entry for a retried Complete.
+
+Checksums: an upload created with x-amz-checksum-algorithm has a checksum type, COMPOSITE
+(checksum of the parts' checksums, "-N") or FULL_OBJECT (CRC of the whole object, combined
+from the parts' CRCs); every part gets that algorithm's checksum, verified when sent."""
 
 from __future__ import annotations
 
