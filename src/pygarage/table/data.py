@@ -38,7 +38,7 @@ class TableData(Generic[E]):
         lo = ph + (start_sk or b"")
         hi = ph + end_sk if end_sk is not None else _next_prefix(ph)
         out: list[E] = []
-        batch = max(limit, 64)
+        batch = limit if filter is None else limit + 8  # a few spare rows for the filter
         while len(out) < limit:
             rows = self.db.range(self.store, lo, hi, batch, reverse=reverse)
             for _k, v in rows:
@@ -49,6 +49,7 @@ class TableData(Generic[E]):
                         break
             if len(rows) < batch:
                 break
+            batch = min(batch * 2, max(limit, 1024))  # the filter dropped entries: read more
             if reverse:
                 hi = rows[-1][0]
             else:

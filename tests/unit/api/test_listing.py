@@ -34,11 +34,14 @@ class Store:
                       for i, k in enumerate(sorted(set(keys), key=b))]
         self.index = [b(o.key) for o in self.items]
         self.calls: list[tuple[str, int]] = []
+        self.returned = 0  # items fetched: what a real store decodes
 
     async def fetch(self, start: str, limit: int) -> list[ObjectSummary]:
         self.calls.append((start, limit))
         i = bisect.bisect_left(self.index, b(start))
-        return self.items[i:i + limit]
+        out = self.items[i:i + limit]
+        self.returned += len(out)
+        return out
 
 
 def naive(keys: list[str], prefix: str, delimiter: str | None,
@@ -328,6 +331,49 @@ async def test_big_prefix_is_skipped_not_scanned() -> None:
                            max_keys=1000)
     assert [o.key for o in page.contents] == ["big0", "d"]
     assert len(store.calls) <= 2
+
+
+async def test_delimiter_listing_costs_per_prefix_not_per_key() -> None:
+    """The issue's case: 50,000 keys in 100 prefixes; a delimiter listing used to read
+    every key (320 ms); it must read a few entries per common prefix."""
+    keys = [f"p{d:03d}/{i:05d}" for d in range(100) for i in range(500)]
+    store = Store(keys)
+    page = await list_page(store.fetch, prefix="", delimiter="/", start_after=None,
+                           max_keys=1000)
+    assert page.common_prefixes == [f"p{d:03d}/" for d in range(100)]
+    assert not page.truncated
+    assert store.returned <= 1000 + 100 * 20, store.returned
+    assert len(store.calls) <= 110
+    # Plain keys between the prefixes still come in growing batches.
+    keys2 = keys + [f"p{d:03d}x{i}" for d in range(100) for i in range(30)]
+    store = Store(keys2)
+    got, pages = await page_all(store, delimiter="/", max_keys=1000)
+    assert got == naive(keys2, "", "/") and pages == 4
+    # Each page starts with one full batch; then about two reads per entry listed.
+    assert store.returned <= pages * 1000 + 2 * len(got) + 100 * 20, store.returned
+    assert store.returned < len(keys2) / 4
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dirs=st.lists(st.tuples(st.sampled_from(["a", "b/", "c", "é", "a/b"]),
+                               st.integers(0, 300), st.sampled_from(["/", "-", ""])),
+                     max_size=8),
+       delimiter=st.sampled_from(["/", "-", "a", "/0"]),
+       prefix=st.sampled_from(["", "a", "b/"]),
+       start_after=st.none() | st.sampled_from(["a", "b/", "b/0", "c/1", "é/"]),
+       max_keys=st.sampled_from([1, 3, 50, 1000]),
+       v2=st.booleans())
+def test_adaptive_batches_match_naive(dirs: list[tuple[str, int, str]], delimiter: str,
+                                      prefix: str, start_after: str | None, max_keys: int,
+                                      v2: bool) -> None:
+    """Big common prefixes between plain keys: shrinking and growing fetches list exactly
+    what the naive model lists."""
+    keys = [f"{d}{j}{sep}{i}" for j, (d, n, sep) in enumerate(dirs) for i in range(n)]
+    keys += [f"{d}{j}" for j, (d, _, _) in enumerate(dirs)]
+    store = Store(keys)
+    got, _ = asyncio.run(page_all(store, prefix=prefix, delimiter=delimiter,
+                                  max_keys=max_keys, v2=v2, start_after=start_after))
+    assert got == naive(keys, prefix, delimiter, start_after)
 
 
 async def test_batch_size_bounds() -> None:

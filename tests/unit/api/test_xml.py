@@ -496,3 +496,40 @@ def test_decoders_fuzz_structured(doc: str) -> None:
             fn(doc.encode())
         except ALLOWED:
             pass
+
+
+def test_list_buckets_page_elements() -> None:
+    body = s3xml.list_buckets_xml("GK1", "me", [("a", 0)], continuation_token="tok",
+                                  prefix="a", region="garage")
+    root = parse(body)
+    assert text(root, "ContinuationToken") == "tok" and text(root, "Prefix") == "a"
+    assert text(root, "Buckets/Bucket/BucketRegion") == "garage"
+    got = botocore_parse("ListBuckets", body)
+    assert got["ContinuationToken"] == "tok" and got["Prefix"] == "a"
+    assert got["Buckets"][0]["BucketRegion"] == "garage"
+    last = parse(s3xml.list_buckets_xml("GK1", "me", []))
+    assert text(last, "ContinuationToken") is None and text(last, "Prefix") is None
+
+
+def test_checksum_type_of() -> None:
+    assert s3xml.checksum_type_of("AAAAAA==-3") == "COMPOSITE"
+    assert s3xml.checksum_type_of("AAAAAA==") == "FULL_OBJECT"
+    assert s3xml.checksum_type_of("-3") == "FULL_OBJECT"
+    assert s3xml.checksum_type_of("AAAAAA==-\u0663") == "FULL_OBJECT"
+
+
+def test_multipart_checksum_elements() -> None:
+    body = s3xml.complete_multipart_xml("/b/k", "b", "k", "e-2", ("crc32c", "AAAAAA==-2"))
+    got = botocore_parse("CompleteMultipartUpload", body)
+    assert got["ChecksumCRC32C"] == "AAAAAA==-2" and got["ChecksumType"] == "COMPOSITE"
+    body = s3xml.list_parts_xml("b", "k", "u", [s3xml.PartInfo(1, "e", 3, 0,
+                                                               ("crc64nvme", "AAAAAAAAAAA="))],
+                                part_number_marker=None, next_marker=None, max_parts=1000,
+                                truncated=False, owner_id="GK1",
+                                checksum_algorithm="crc64nvme", checksum_type="FULL_OBJECT")
+    got = botocore_parse("ListParts", body)
+    assert got["ChecksumAlgorithm"] == "CRC64NVME" and got["ChecksumType"] == "FULL_OBJECT"
+    assert got["Parts"][0]["ChecksumCRC64NVME"] == "AAAAAAAAAAA="
+    got = botocore_parse("UploadPartCopy",
+                         s3xml.copy_part_xml("e", 0, ("sha1", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")))
+    assert got["CopyPartResult"]["ChecksumSHA1"] == "AAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -129,6 +129,9 @@ def _version_state(i: int, state: int, variant: int) -> ObjectVersion:
     if state == ABORTED:
         return ObjectVersion(uuid, ts, ABORTED, multipart=multipart)
     kind = [DELETE_MARKER, INLINE, FIRST_BLOCK][(i + variant) % 3]
+    if multipart:
+        ts += 5  # a multipart upload completes with a new timestamp (the last to complete wins)
+        kind = INLINE if kind == DELETE_MARKER else kind  # (inline when 0 bytes)
     if kind == DELETE_MARKER:
         return ObjectVersion(uuid, ts, COMPLETE, kind=DELETE_MARKER)
     meta = ObjectMeta(10 + variant, f"etag{i}{variant}", [("x-amz-meta-v", str(variant))],
@@ -175,10 +178,36 @@ def test_object_merge_keeps_newest_complete(a: Object, b: Object) -> None:
             assert last is None
         else:
             assert last is not None and last.uuid == newest.uuid
-    # Nothing older than the newest version that completed (even if aborted since) survives.
+    # Nothing older than the newest version that completed (even if aborted since) survives,
+    # but multipart uploads: in progress, or as a tombstone once finished.
     cuts = [v.order() for v in m.versions if v.supersedes_older()]
     if cuts:
-        assert all(v.order() >= max(cuts) for v in m.versions)
+        assert all(v.order() >= max(cuts) or (v.multipart and v.state != COMPLETE)
+                   for v in m.versions)
+
+
+@SETTINGS
+@given(objects(), objects())
+def test_object_merge_keeps_uploads_in_progress(a: Object, b: Object) -> None:
+    """A newer write never removes an upload in progress, whatever the merge order."""
+    m = merged(Object.decode, a, b)
+    finished = {v.uuid for v in a.versions + b.versions if v.state != UPLOADING}
+    uploading = {v.uuid for v in a.versions + b.versions
+                 if v.state == UPLOADING and v.multipart} - finished
+    assert uploading <= {v.uuid for v in m.versions if v.state == UPLOADING}
+
+
+def test_late_uploading_state_does_not_resurrect_a_finished_upload() -> None:
+    up = ObjectVersion(UUIDS[1], 1000, UPLOADING, multipart=True)
+    done = ObjectVersion(UUIDS[1], 1005, COMPLETE, multipart=True, kind=INLINE,
+                         meta=ObjectMeta(1, "e", []), inline=b"x")
+    newer = ObjectVersion(UUIDS[2], 1010, COMPLETE, kind=INLINE, meta=ObjectMeta(1, "f", []),
+                          inline=b"y")
+    o = Object(BUCKET, "k", [])
+    o.merge(Object(BUCKET, "k", [done]))
+    o.merge(Object(BUCKET, "k", [newer]))
+    o.merge(Object(BUCKET, "k", [up]))
+    assert [(v.uuid, v.state) for v in o.versions] == [(UUIDS[1], ABORTED), (UUIDS[2], COMPLETE)]
 
 
 # ---------------------------------------------------------------- Version
@@ -260,6 +289,35 @@ def mpus(draw: st.DrawFn) -> MultipartUpload:
 def test_multipart_upload_laws(a: MultipartUpload, b: MultipartUpload,
                                c: MultipartUpload) -> None:
     check_laws(MultipartUpload.decode, a, b, c)
+
+
+@st.composite
+def tied_mpus(draw: st.DrawFn) -> MultipartUpload:
+    """Concurrent uploads of one part number in one millisecond: same (number, timestamp)
+    key, different part versions, each bare or finished."""
+    parts = {}
+    for _ in range(draw(st.integers(0, 3))):
+        n, which = draw(st.integers(1, 2)), draw(st.integers(0, 2))
+        done = draw(st.booleans())
+        parts[(n, 10)] = MpuPart(h("tied", n, which), f"etag{n}/{which}" if done else None,
+                                 which if done else None, f"ck{which}" if done else None)
+    m = MultipartUpload(UPLOAD, BUCKET, "key", 5, parts=parts)
+    if draw(st.integers(0, 4)) == 0:
+        m.merge(MultipartUpload(UPLOAD, BUCKET, "key", 5, deleted=True,
+                                completed=[f"e{draw(st.integers(0, 2))}", None, None, 7]))
+    return m
+
+
+@SETTINGS
+@given(tied_mpus(), tied_mpus(), tied_mpus())
+def test_multipart_upload_laws_with_ties(a: MultipartUpload, b: MultipartUpload,
+                                         c: MultipartUpload) -> None:
+    check_laws(MultipartUpload.decode, a, b, c)
+    m = merged(MultipartUpload.decode, a, b)
+    for key, p in m.parts.items():
+        # The winner is whole: never one upload's version with the other's ETag.
+        assert p.etag is None or p.etag.endswith(
+            f"/{[i for i in range(3) if h('tied', key[0], i) == p.version][0]}")
 
 
 @SETTINGS

@@ -1,4 +1,4 @@
-"""Bucket-level endpoints: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
+"""Bucket-level endpoints: ListBuckets (paged by name), CreateBucket, HeadBucket, DeleteBucket,
 GetBucketLocation, GetBucketVersioning."""
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from ...model.key_table import Key
 from ..common import errors
 from . import xml
 from .context import ReqCtx
+from .listing import decode_v2_token, encode_v2_token
 from .names import check_bucket_name
 
 XML = "application/xml"
+MAX_BUCKETS = 10000
 
 
 async def handle_list_buckets(ctx: ReqCtx) -> web.Response:
@@ -33,8 +35,33 @@ async def handle_list_buckets(ctx: ReqCtx) -> web.Response:
             b = await bh.get(bytes.fromhex(target))
             if b is not None and any(key.permissions(b.id)):
                 out[alias] = b.created
-    body = xml.list_buckets_xml(key.key_id, str(key.name[1]), sorted(out.items()))
+    q = ctx.query
+    max_buckets = _max_buckets(q.get("max-buckets"))
+    token = q.get("continuation-token") or None
+    prefix = q.get("prefix", "")
+    after = decode_v2_token(token) if token is not None else None
+    region = q.get("bucket-region")
+    names = sorted((n, c) for n, c in out.items()
+                   if n.startswith(prefix) and (after is None or n > after)
+                   and (region is None or region == ctx.region))
+    page = names[:max_buckets] if max_buckets is not None else names
+    next_token = encode_v2_token(page[-1][0]) if len(names) > len(page) else None
+    body = xml.list_buckets_xml(key.key_id, str(key.name[1]), page,
+                                continuation_token=next_token,
+                                prefix=prefix if "prefix" in q else None,
+                                region=ctx.region)
     return web.Response(body=body, content_type=XML)
+
+
+def _max_buckets(raw: str | None) -> int | None:
+    """max-buckets: 1 to 10000, as AWS accepts; None (all buckets) when absent."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5
+            and 1 <= int(raw) <= MAX_BUCKETS):
+        raise errors.InvalidArgument(f"max-buckets must be an integer between 1 and "
+                                     f"{MAX_BUCKETS}")
+    return int(raw)
 
 
 async def handle_create_bucket(ctx: ReqCtx, body: bytes) -> web.Response:

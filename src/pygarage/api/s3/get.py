@@ -12,10 +12,11 @@ from ...model.garage import Garage
 from ...model.s3.object_table import Object, ObjectVersion
 from ...model.s3.version_table import Version
 from ..common import errors
-from ..common.wire import check_header_value, is_ascii_uint, parse_part_number
+from ..common.wire import check_header_value, parse_part_number
 from .conditions import check_conditions, content_range, http_date, parse_range
 from .context import ReqCtx
 from .meta import response_headers
+from .xml import checksum_type_of
 
 READ_AHEAD = 2
 
@@ -71,6 +72,7 @@ async def part_range(g: Garage, v: ObjectVersion, part_number: int) -> tuple[int
             start += b.size
         elif p == part_number:
             found = True
+    found = found or part_number <= v.meta.parts  # an empty part has no blocks
     if not found:
         raise errors.InvalidPart(f"part {part_number} does not exist")
     end = start + sum(b.size for (p, _), b in ver.blocks.items() if p == part_number)
@@ -104,8 +106,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         # Only for the whole object: a part or range has a different checksum.
         algo, value = v.meta.checksum
         headers[f"x-amz-checksum-{algo}"] = value
-        if "-" in value and is_ascii_uint(value.rpartition("-")[2]):
-            headers["x-amz-checksum-type"] = "COMPOSITE"
+        headers["x-amz-checksum-type"] = checksum_type_of(value)
     if rng is not None:
         start, end = rng
         status = 206

@@ -3,7 +3,9 @@
 Keys are ordered by their UTF-8 bytes. The storage layer only has to provide a
 `fetch(start_inclusive, limit)` returning items with key >= start in that order;
 this module handles roll-up into common prefixes, pagination and skipping whole
-prefix ranges without scanning them.
+prefix ranges without scanning them: after a common prefix the next fetch starts at the
+prefix's successor, and fetches shrink while they keep landing inside one prefix (then grow
+back while they are used), so a delimiter listing reads a few entries per common prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ T = TypeVar("T")
 
 _MIN_BATCH = 100
 _MAX_BATCH = 1000
+_SEEK_BATCH = 1  # smallest fetch, after skipping a common prefix: one seek per prefix
+_FIRST_DELIMITER_BATCH = 64
 _MAX_CHAR = 0x10FFFF
 
 
@@ -98,7 +102,11 @@ async def list_page(fetch: Fetch[T], *, prefix: str, delimiter: str | None,
     delimiter = delimiter or None
     if max_keys <= 0:
         return ListPage([], [], False, None)
-    limit = batch_size or min(max(max_keys + 1, _MIN_BATCH), _MAX_BATCH)
+    max_limit = min(max(max_keys + 1, _MIN_BATCH), _MAX_BATCH)
+    limit = batch_size or max_limit
+    if delimiter and batch_size is None:
+        # Most of a big batch may roll up into one prefix: start small, grow while used.
+        limit = min(limit, _FIRST_DELIMITER_BATCH)
     prefix_b = key_bytes(prefix)
 
     # Position already consumed: (key bytes, tiebreak or None meaning "the whole key").
@@ -169,9 +177,15 @@ async def list_page(fetch: Fetch[T], *, prefix: str, delimiter: str | None,
             # Jump over the rest of the prefix range in one fetch instead of scanning it.
             cursor = prefix_successor(skip_prefix)
             pos = None
+            if batch_size is None:
+                # The batch was mostly keys rolled up into one prefix: fetch less next time,
+                # so a delimiter listing costs per common prefix, not per key.
+                limit = max(_SEEK_BATCH, limit // 8)
         elif tiebreak is None:
             # Keys are unique: appending NUL gives the immediate successor in byte order.
             cursor = last_key + "\x00"
+            if batch_size is None:
+                limit = min(limit * 2, max_limit, max(max_keys - count + 1, _SEEK_BATCH))
         else:
             cursor = last_key
             if not progressed:

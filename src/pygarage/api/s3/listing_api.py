@@ -69,7 +69,7 @@ async def handle_list_objects(ctx: ReqCtx, v2: bool) -> web.Response:
                                        delimiter=delimiter, max_keys=max_keys,
                                        encoding_url=enc, owner=_owner(ctx))
         return web.Response(body=body, content_type=XML)
-    token = q.get("continuation-token")
+    token = q.get("continuation-token") or None  # empty: no token, as AWS reads it
     start_after = q.get("start-after") or None
     start = decode_v2_token(token) if token is not None else start_after
     page = await _objects_page(ctx, prefix, delimiter, start, max_keys)

@@ -1,6 +1,12 @@
 """Multipart uploads: the upload is an Uploading version of the object (uuid = upload id)
 plus a multipart_upload entry listing parts; each part is its own version with blocks.
-Complete gathers the chosen parts' blocks into the upload's version, renumbered 1..N."""
+Complete gathers the chosen parts' blocks into the upload's version, renumbered 1..N, with a
+new timestamp (the last upload to complete wins; newer writes of the key never removed the
+upload meanwhile), and keeps its answer in the upload's entry for a retried Complete.
+
+Checksums: an upload created with x-amz-checksum-algorithm has a checksum type, COMPOSITE
+(checksum of the parts' checksums, "-N") or FULL_OBJECT (CRC of the whole object, combined
+from the parts' CRCs); every part gets that algorithm's checksum, verified when sent."""
 
 from __future__ import annotations
 
@@ -17,13 +23,14 @@ from ...model.s3.object_table import (
     ABORTED,
     COMPLETE,
     FIRST_BLOCK,
+    INLINE,
     UPLOADING,
     Object,
     ObjectMeta,
     ObjectVersion,
 )
 from ...model.s3.version_table import Version, VersionBlock
-from ...util.clock import SYSTEM_CLOCK, next_timestamp, now_msec
+from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.signature import checksum as ck
@@ -45,6 +52,8 @@ from .put import (
 
 XML = "application/xml"
 MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_NUMBER = 10000
+COMPOSITE, FULL_OBJECT = "COMPOSITE", "FULL_OBJECT"
 
 
 def _upload_id(ctx: ReqCtx) -> bytes:
@@ -69,23 +78,51 @@ async def _load(ctx: ReqCtx) -> tuple[MultipartUpload, Object, ObjectVersion]:
     return mpu, obj, v
 
 
+def _checksum_type(ctx: ReqCtx, algo: str | None) -> str | None:
+    """x-amz-checksum-type of a new upload, checked against its algorithm as AWS does."""
+    raw = ctx.headers.get("x-amz-checksum-type")
+    if raw is None:
+        if algo is None:
+            return None
+        return FULL_OBJECT if algo == "crc64nvme" else COMPOSITE
+    ctype = raw.strip().upper()
+    if ctype not in (COMPOSITE, FULL_OBJECT):
+        raise errors.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    if algo is None:
+        raise errors.InvalidRequest("The x-amz-checksum-type header can only be used with "
+                                    "the x-amz-checksum-algorithm header.")
+    if ctype == FULL_OBJECT and algo not in ck.COMBINABLE:
+        raise errors.InvalidRequest(f"The FULL_OBJECT checksum type cannot be used with the "
+                                    f"{algo.upper()} checksum algorithm.")
+    if ctype == COMPOSITE and algo == "crc64nvme":
+        raise errors.InvalidRequest("The COMPOSITE checksum type cannot be used with the "
+                                    "CRC64NVME checksum algorithm.")
+    return ctype
+
+
+def _checksum_headers(algo: str | None, ctype: str | None) -> dict[str, str]:
+    if not algo:
+        return {}
+    return {"x-amz-checksum-algorithm": algo.upper(), "x-amz-checksum-type": ctype or COMPOSITE}
+
+
 async def handle_create(ctx: ReqCtx) -> web.Response:
     g = ctx.garage
     check_object_key(ctx.key)
     stored = headers_to_store(ctx.headers, list(ctx.headers.items()))
     algo = ck.requested_algorithm({k.lower(): v for k, v in ctx.headers.items()})
+    ctype = _checksum_type(ctx, algo)
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
     uid = gen_uuid()
     v = ObjectVersion(uid, ts, UPLOADING, multipart=True, upload_headers=stored,
-                      upload_checksum_algo=algo)
+                      upload_checksum_algo=algo, upload_checksum_type=ctype)
     await g.mpu_table.insert(MultipartUpload(uid, ctx.bucket_id, ctx.key, ts))
     await g.version_table.insert(Version(uid, backlink=("mpu", uid)))
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [v]))
-    headers = {"x-amz-checksum-algorithm": algo.upper()} if algo else {}
     return web.Response(body=xml.initiate_multipart_xml(ctx.bucket_name or "", ctx.key,
                                                         uid.hex()),
-                        content_type=XML, headers=headers)
+                        content_type=XML, headers=_checksum_headers(algo, ctype))
 
 
 def _part_number(ctx: ReqCtx) -> int:
@@ -95,15 +132,15 @@ def _part_number(ctx: ReqCtx) -> int:
 async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
                       ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums]:
     """Store a part's blocks under a new part version; -> (mpu, number, version, ts, size,
-    checksums). The part only counts once _finish_part records its ETag."""
+    checksums). The part only counts once _finish_part records its ETag. A part may be
+    empty (a multipart upload of an empty object): its version then has no blocks."""
     g = ctx.garage
     pn = _part_number(ctx)
     mpu, _, _ = await _load(ctx)
     first = await read(g.config.block_size)
-    if not first:
-        raise errors.InvalidRequest("empty part body")
     part_version = gen_uuid()
-    ts = now_msec()
+    # After every earlier upload of this number, so it is the one Complete picks.
+    ts = next_timestamp(SYSTEM_CLOCK, mpu.newest_part_ts(pn))
     await g.mpu_table.insert(MultipartUpload(mpu.upload_id, mpu.bucket_id, mpu.key,
                                              mpu.timestamp,
                                              parts={(pn, ts): MpuPart(part_version)}))
@@ -123,9 +160,20 @@ async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts
 async def handle_upload_part(ctx: ReqCtx, read: Reader,
                              trailers: Callable[[], dict[str, str]]) -> web.Response:
     algo, declared = checksum_algo_for(ctx)
+    _, _, upload = await _load(ctx)
+    want = upload.upload_checksum_algo
+    if want is not None:
+        if algo is not None and algo != want:
+            raise errors.InvalidRequest(
+                f"Checksum Type mismatch occurred, expected checksum Type: {want}, "
+                f"actual checksum Type: {algo}")
+        algo = want  # computed here when the client sends none
     mpu, pn, pv, ts, size, sums = await _store_part(ctx, read, algo)
     checksum = verify_body_checksums(ctx, Written(size, sums, None, None), trailers(),
                                      declared)
+    if want is not None and (checksum is None or checksum[0] != want):
+        raise errors.InvalidRequest(  # a trailer naming another algorithm
+            f"Checksum Type mismatch occurred, expected checksum Type: {want}")
     assert sums.md5 is not None
     etag = sums.md5.hex()
     await _finish_part(ctx, mpu, pn, pv, ts, size, etag, checksum[1] if checksum else None)
@@ -140,15 +188,8 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
     _, _, src = await resolve_copy_source(ctx)
     assert src.meta is not None
     size = src.meta.size
-    rng_hdr = ctx.headers.get("x-amz-copy-source-range")
-    start, end = 0, size
-    if rng_hdr is not None:
-        # Exactly bytes=first-last inside the source: no suffix, open or clamped ranges.
-        m = re.fullmatch(r"bytes=([0-9]{1,19})-([0-9]{1,19})", rng_hdr.strip())
-        if m is None or int(m.group(1)) > int(m.group(2)) or int(m.group(2)) >= size:
-            raise errors.InvalidArgument(
-                f"Range specified is not valid for source object of size: {size}")
-        start, end = int(m.group(1)), int(m.group(2)) + 1
+    start, end = copy_source_range(ctx.headers.get("x-amz-copy-source-range"), size)
+    _, _, upload = await _load(ctx)
     if src.inline is not None:
         data = src.inline[start:end]
 
@@ -172,11 +213,32 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
         del buf[:n]
         return out
 
-    mpu, pn, pv, ts, _size, sums = await _store_part(ctx, read, None)
+    algo = upload.upload_checksum_algo
+    mpu, pn, pv, ts, _size, sums = await _store_part(ctx, read, algo)
     assert sums.md5 is not None
     etag = sums.md5.hex()
-    await _finish_part(ctx, mpu, pn, pv, ts, end - start, etag, None)
-    return web.Response(body=xml.copy_part_xml(etag, ts), content_type=XML)
+    checksum = (algo, sums.extra[algo]) if algo else None
+    await _finish_part(ctx, mpu, pn, pv, ts, end - start, etag,
+                       checksum[1] if checksum else None)
+    return web.Response(body=xml.copy_part_xml(etag, ts, checksum), content_type=XML)
+
+
+def copy_source_range(header: str | None, size: int) -> tuple[int, int]:
+    """[start, end) from x-amz-copy-source-range: exactly bytes=first-last. A malformed
+    value is InvalidArgument; one that is not inside the source is InvalidRange (416),
+    what S3 conformance suites (ceph s3-tests) and Garage expect."""
+    if header is None:
+        return 0, size
+    m = re.fullmatch(r"bytes=([0-9]{1,19})-([0-9]{1,19})", header.strip(), re.ASCII)
+    if m is None:
+        raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
+                                     "bytes=first-last where first and last are the "
+                                     "zero-based offsets of the first and last bytes to copy")
+    first, last = int(m.group(1)), int(m.group(2))
+    if first > last or last >= size:
+        raise errors.InvalidRange(
+            f"Range specified is not valid for source object of size: {size}")
+    return first, last + 1
 
 
 async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
@@ -184,10 +246,14 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
     requested = xml.parse_complete_multipart(body)
     if not requested:
         raise errors.MalformedXML("the part list is empty")
+    done = await _completed(ctx)
+    if done is not None:
+        return done  # a retry of a Complete that succeeded: the same answer
     mpu, obj, v = await _load(ctx)
     numbers = [n for n, _, _ in requested]
     if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
         raise errors.InvalidPartOrder()
+    algo, ctype = v.upload_checksum_algo, v.upload_checksum_type or COMPOSITE
     have = mpu.latest_parts()
     chosen: list[MpuPart] = []
     for i, (n, etag, sums) in enumerate(requested):
@@ -197,10 +263,21 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
         part = entry[1]
         if i < len(requested) - 1 and (part.size or 0) < MIN_PART_SIZE:
             raise errors.EntityTooSmall(f"part {n} is smaller than 5 MiB and is not the last")
-        algo = v.upload_checksum_algo
-        if algo and algo in sums and part.checksum and sums[algo] != part.checksum:
-            raise errors.InvalidPart(f"part {n}: checksum does not match")
+        for name, value in sums.items():
+            # Without an upload algorithm, part checksums were verified on upload only.
+            if algo is not None and (name != algo or value != part.checksum):
+                raise errors.InvalidPart(f"part {n}: its {name.upper()} checksum does not "
+                                         "match the one of the uploaded part")
         chosen.append(part)
+    size = sum(p.size or 0 for p in chosen)
+    _check_complete_headers(ctx, algo, ctype, size)
+    checksum = _final_checksum(algo, ctype, chosen)
+    declared = ck.parse_checksum_headers({k.lower(): val for k, val in ctx.headers.items()})
+    if declared is not None:
+        if checksum is None or declared[0] != checksum[0] or \
+                declared[1].rsplit("-", 1)[0] != checksum[1].rsplit("-", 1)[0]:
+            raise errors.BadDigest(f"The {declared[0].upper()} you specified did not match "
+                                   "the calculated checksum.")
     # Gather blocks, renumbering the parts 1..N.
     blocks: dict[tuple[int, int], VersionBlock] = {}
     for new_n, part in enumerate(chosen, start=1):
@@ -215,25 +292,67 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
                                          backlink=("object", ctx.bucket_id, ctx.key)))
     md5s = b"".join(bytes.fromhex(p.etag or "") for p in chosen)
     etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
-    checksum = _composite_checksum(v.upload_checksum_algo, chosen)
-    size = sum(p.size or 0 for p in chosen)
-    first = blocks[min(blocks)].hash
-    done = ObjectVersion(v.uuid, v.timestamp, COMPLETE, multipart=True, kind=FIRST_BLOCK,
-                         meta=ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen)),
-                         first_block=first)
-    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
-    await g.mpu_table.insert(MultipartUpload(mpu.upload_id, mpu.bucket_id, mpu.key,
-                                             mpu.timestamp, deleted=True))
+    meta = ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen))
+    # A new timestamp: the last upload to complete wins over other uploads and writes of
+    # the key, even those that started after this upload.
+    ts = next_timestamp(SYSTEM_CLOCK, obj.newest_timestamp())
+    if blocks:
+        final = ObjectVersion(v.uuid, ts, COMPLETE, multipart=True, kind=FIRST_BLOCK,
+                              meta=meta, first_block=blocks[min(blocks)].hash)
+    else:  # every part is empty
+        final = ObjectVersion(v.uuid, ts, COMPLETE, multipart=True, kind=INLINE, meta=meta,
+                              inline=b"")
+    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [final]))
+    await g.mpu_table.insert(MultipartUpload(
+        mpu.upload_id, mpu.bucket_id, mpu.key, mpu.timestamp, deleted=True,
+        completed=[etag, checksum[0] if checksum else None,
+                   checksum[1] if checksum else None]))
+    return _complete_response(ctx, v.uuid, etag, checksum)
+
+
+def _complete_response(ctx: ReqCtx, uid: bytes, etag: str,
+                       checksum: tuple[str, str] | None) -> web.Response:
     location = f"/{ctx.bucket_name}/{ctx.key}"
     return web.Response(body=xml.complete_multipart_xml(location, ctx.bucket_name or "",
                                                         ctx.key, etag, checksum),
-                        content_type=XML, headers={"x-amz-version-id": v.uuid.hex()})
+                        content_type=XML, headers={"x-amz-version-id": uid.hex()})
 
 
-def _composite_checksum(algo: str | None, parts: list[MpuPart]) -> tuple[str, str] | None:
-    """S3's COMPOSITE checksum: checksum of the concatenated part checksums, '-N'."""
+async def _completed(ctx: ReqCtx) -> web.Response | None:
+    """The answer of an earlier successful Complete of this upload, if there was one."""
+    uid = _upload_id(ctx)
+    mpu = await ctx.garage.mpu_table.get(uid)
+    if mpu is None or not mpu.completed or mpu.bucket_id != ctx.bucket_id \
+            or mpu.key != ctx.key:
+        return None
+    etag, algo, value = mpu.completed[:3]
+    return _complete_response(ctx, uid, str(etag),
+                              (str(algo), str(value)) if algo and value else None)
+
+
+def _check_complete_headers(ctx: ReqCtx, algo: str | None, ctype: str, size: int) -> None:
+    raw_type = ctx.headers.get("x-amz-checksum-type")
+    if raw_type is not None and (algo is None or raw_type.strip().upper() != ctype):
+        raise errors.InvalidRequest(f"The upload was created with the checksum type "
+                                    f"{ctype if algo else 'none'}, not {raw_type.strip()}.")
+    raw_size = ctx.headers.get("x-amz-mp-object-size")
+    if raw_size is not None:
+        if not re.fullmatch(r"[0-9]{1,19}", raw_size.strip(), re.ASCII):
+            raise errors.InvalidArgument("Value for x-amz-mp-object-size header is invalid.")
+        if int(raw_size) != size:
+            raise errors.InvalidRequest(f"The provided 'x-amz-mp-object-size' header value "
+                                        f"{raw_size.strip()} does not match what was "
+                                        f"computed: {size}")
+
+
+def _final_checksum(algo: str | None, ctype: str,
+                    parts: list[MpuPart]) -> tuple[str, str] | None:
+    """COMPOSITE: checksum of the concatenated part checksums, '-N'. FULL_OBJECT: the CRC
+    of the whole object, combined from the parts' CRCs and sizes."""
     if not algo or not parts or any(p.checksum is None for p in parts):
         return None
+    if ctype == FULL_OBJECT:
+        return algo, ck.combine_b64(algo, [(p.checksum or "", p.size or 0) for p in parts])
     raw = b"".join(base64.b64decode(p.checksum or "") for p in parts)
     summer = ck.Checksummer([algo], md5=False)
     summer.update(raw)
@@ -255,14 +374,15 @@ async def handle_list_parts(ctx: ReqCtx) -> web.Response:
     parts = sorted((n, t, p) for n, (t, p) in mpu.latest_parts().items() if n > marker)
     truncated = len(parts) > max_parts
     parts = parts[:max_parts]
+    algo = v.upload_checksum_algo
     infos = [xml.PartInfo(n, p.etag or "", p.size or 0, t,
-                          (v.upload_checksum_algo, p.checksum)
-                          if v.upload_checksum_algo and p.checksum else None)
+                          (algo, p.checksum) if algo and p.checksum else None)
              for n, t, p in parts]
     body = xml.list_parts_xml(ctx.bucket_name or "", ctx.key, mpu.upload_id.hex(), infos,
                               part_number_marker=marker or None,
                               next_marker=parts[-1][0] if truncated and parts else None,
                               max_parts=max_parts, truncated=truncated,
-                              owner_id=ctx.api_key.key_id,
-                              checksum_algorithm=v.upload_checksum_algo)
+                              owner_id=ctx.api_key.key_id, checksum_algorithm=algo,
+                              checksum_type=(v.upload_checksum_type or COMPOSITE)
+                              if algo else None)
     return web.Response(body=body, content_type=XML)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,9 +84,14 @@ def _doc(root: str, *children: str, ns: bool = True) -> bytes:
 def timestamp(ms: int) -> str:
     """ISO 8601 with milliseconds, e.g. 2006-02-03T16:45:09.000Z."""
     secs, millis = divmod(ms, 1000)
-    d = _EPOCH + timedelta(seconds=secs)
-    return (f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
-            f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{millis:03d}Z")
+    try:
+        d = time.gmtime(secs)  # several times faster than datetime: one per listed object
+        y, mo, da, h, mi, se = d.tm_year, d.tm_mon, d.tm_mday, d.tm_hour, d.tm_min, d.tm_sec
+    except (OverflowError, OSError, ValueError):
+        dt = _EPOCH + timedelta(seconds=secs)
+        y, mo, da, h, mi, se = dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
+    # %-formatting: about three times faster than the f-string with format specs.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (y, mo, da, h, mi, se, millis)  # noqa: UP031
 
 
 def _etag(etag: str) -> str:
@@ -114,10 +120,16 @@ def error_xml(code: str, message: str, resource: str, region: str,
                 _t("Region", region), _t("RequestId", request_id), ns=False)
 
 
-def list_buckets_xml(owner_id: str, owner_name: str, buckets: list[tuple[str, int]]) -> bytes:
-    items = [_e("Bucket", _t("Name", n), _t("CreationDate", timestamp(c))) for n, c in buckets]
+def list_buckets_xml(owner_id: str, owner_name: str, buckets: list[tuple[str, int]],
+                     continuation_token: str | None = None,
+                     prefix: str | None = None, region: str | None = None) -> bytes:
+    """ContinuationToken is the token of the next page (absent on the last one); Prefix
+    echoes the request's."""
+    items = [_e("Bucket", _t("Name", n), _t("CreationDate", timestamp(c)),
+                _t("BucketRegion", region)) for n, c in buckets]
     return _doc("ListAllMyBucketsResult", _owner("Owner", (owner_id, owner_name)),
-                _e("Buckets", *items))
+                _e("Buckets", *items), _t("ContinuationToken", continuation_token),
+                _t("Prefix", prefix))
 
 
 def location_xml(region: str) -> bytes:
@@ -130,14 +142,13 @@ def versioning_xml() -> bytes:
 
 def _objects(page: ListPage[ObjectSummary], enc: bool, owner: tuple[str, str] | None,
              tag: str = "Contents", versions: bool = False) -> list[str]:
-    out = []
-    for o in page.contents:
-        version = [_t("VersionId", "null"), _t("IsLatest", True)] if versions else []
-        out.append(_e(tag, _t("Key", _maybe(o.key, enc)), *version,
-                      _t("LastModified", timestamp(o.last_modified_ms)),
-                      _t("ETag", _etag(o.etag)), _t("Size", o.size),
-                      _t("StorageClass", "STANDARD"), _owner("Owner", owner)))
-    return out
+    # One f-string per object: a 1,000-key page is built in a few milliseconds.
+    version = _t("VersionId", "null") + _t("IsLatest", True) if versions else ""
+    tail = _t("StorageClass", "STANDARD") + _owner("Owner", owner) + f"</{tag}>"
+    return [f"<{tag}><Key>{xml_text(url_encode(o.key) if enc else o.key)}</Key>{version}"
+            f"<LastModified>{timestamp(o.last_modified_ms)}</LastModified>"
+            f"<ETag>{xml_text(_etag(o.etag))}</ETag><Size>{int(o.size)}</Size>{tail}"
+            for o in page.contents]
 
 
 def _prefixes(prefixes: list[str], enc: bool) -> list[str]:
@@ -210,9 +221,22 @@ def initiate_multipart_xml(bucket: str, key: str, upload_id: str) -> bytes:
                 _t("UploadId", upload_id))
 
 
+def checksum_type_of(value: str) -> str:
+    """COMPOSITE values end in -<number of parts>; others are of the whole object."""
+    head, sep, n = value.rpartition("-")
+    return "COMPOSITE" if sep and head and n.isascii() and n.isdigit() else "FULL_OBJECT"
+
+
+def _checksum(checksum: tuple[str, str] | None) -> list[str]:
+    if not checksum:
+        return []
+    return [_t(_checksum_tag(checksum[0]), checksum[1]),
+            _t("ChecksumType", checksum_type_of(checksum[1]))]
+
+
 def complete_multipart_xml(location: str, bucket: str, key: str, etag: str,
                            checksum: tuple[str, str] | None = None) -> bytes:
-    extra = [_t(_checksum_tag(checksum[0]), checksum[1])] if checksum else []
+    extra = _checksum(checksum)
     return _doc("CompleteMultipartUploadResult", _t("Location", location),
                 _t("Bucket", bucket), _t("Key", key), _t("ETag", _etag(etag)), *extra)
 
@@ -222,15 +246,18 @@ def copy_object_xml(etag: str, last_modified_ms: int) -> bytes:
                 _t("ETag", _etag(etag)))
 
 
-def copy_part_xml(etag: str, last_modified_ms: int) -> bytes:
+def copy_part_xml(etag: str, last_modified_ms: int,
+                  checksum: tuple[str, str] | None = None) -> bytes:
+    extra = [_t(_checksum_tag(checksum[0]), checksum[1])] if checksum else []
     return _doc("CopyPartResult", _t("LastModified", timestamp(last_modified_ms)),
-                _t("ETag", _etag(etag)))
+                _t("ETag", _etag(etag)), *extra)
 
 
 def list_parts_xml(bucket: str, key: str, upload_id: str, parts: list[PartInfo], *,
                    part_number_marker: int | None, next_marker: int | None, max_parts: int,
                    truncated: bool, owner_id: str,
-                   checksum_algorithm: str | None = None) -> bytes:
+                   checksum_algorithm: str | None = None,
+                   checksum_type: str | None = None) -> bytes:
     owner = (owner_id, owner_id)
     items = []
     for p in parts:
@@ -245,7 +272,7 @@ def list_parts_xml(bucket: str, key: str, upload_id: str, parts: list[PartInfo],
         _owner("Initiator", owner), _owner("Owner", owner), _t("StorageClass", "STANDARD"),
         _t("PartNumberMarker", part_number_marker), _t("NextPartNumberMarker", next_marker),
         _t("MaxParts", max_parts), _t("IsTruncated", truncated),
-        _t("ChecksumAlgorithm", algo), *items)
+        _t("ChecksumAlgorithm", algo), _t("ChecksumType", checksum_type), *items)
 
 
 def list_multipart_uploads_xml(bucket: str, uploads: list[UploadInfo],

@@ -2,7 +2,12 @@
 
 A version is Uploading, Complete (delete marker | inline bytes | first block + metadata) or
 Aborted. Merge: union of versions; per version the state only moves forward (Uploading <
-Complete < Aborted); then everything older than the newest Complete version is pruned.
+Complete < Aborted); then everything older than the newest Complete version is pruned,
+except multipart uploads: an upload in progress survives newer writes of its key (it can
+still complete, with a new timestamp, and then wins), so every multipart version older than
+the cut stays, finished ones reduced to a small Aborted tombstone. The tombstone is what
+keeps a late copy of the Uploading state from resurrecting the upload whatever the merge
+order; it costs a few dozen bytes per finished multipart upload on the key.
 The hook marks pruned or aborted versions deleted in the version table (which frees blocks).
 """
 
@@ -57,6 +62,8 @@ class ObjectVersion:
     # Aborted after having been Complete somewhere (concurrent Complete and Abort): it still
     # makes every older version obsolete, so pruning never depends on the merge order.
     was_complete: bool = False
+    # Multipart Uploading: COMPOSITE or FULL_OBJECT, with upload_checksum_algo.
+    upload_checksum_type: str | None = None
 
     def order(self) -> tuple[int, bytes]:
         return (self.timestamp, self.uuid)
@@ -79,24 +86,38 @@ class ObjectVersion:
         o = [self.uuid, self.timestamp, self.state, self.multipart,
              [list(h) for h in self.upload_headers], self.upload_checksum_algo, self.kind,
              self.meta.to_obj() if self.meta else None, self.inline, self.first_block]
-        return o + [True] if self.was_complete else o  # the usual form stays unchanged
+        # The usual form stays unchanged: optional fields are only appended when set.
+        if self.upload_checksum_type:
+            return o + [self.was_complete, self.upload_checksum_type]
+        return o + [True] if self.was_complete else o
 
     @staticmethod
     def from_obj(o: list[Any]) -> ObjectVersion:
         return ObjectVersion(o[0], o[1], o[2], o[3], [(a, b) for a, b in o[4]], o[5], o[6],
                              ObjectMeta.from_obj(o[7]) if o[7] else None, o[8], o[9],
-                             len(o) > 10 and bool(o[10]))
+                             len(o) > 10 and bool(o[10]), o[11] if len(o) > 11 else None)
 
     def merge(self, other: ObjectVersion) -> None:
         was_complete = self.was_complete or other.was_complete or \
             COMPLETE in (self.state, other.state)
+        ts = max(self.timestamp, other.timestamp)
         if other.state > self.state:
             self.__dict__.update(other.__dict__)
         elif other.state == self.state == COMPLETE and packb(other.to_obj()) > packb(
                 self.to_obj()):
             self.__dict__.update(other.__dict__)
+        # A multipart upload completes with a later timestamp than its Uploading state (an
+        # abort keeps the earlier one): timestamps only move forward, so does the pruning cut.
+        self.timestamp = ts
         if self.state == ABORTED:
             self.was_complete = was_complete
+
+    def tombstone(self) -> ObjectVersion:
+        """What remains of a finished multipart version older than the newest Complete."""
+        if self.state == UPLOADING:
+            return self
+        return ObjectVersion(self.uuid, self.timestamp, ABORTED, multipart=True,
+                             was_complete=self.supersedes_older())
 
 
 @dataclass
@@ -135,7 +156,8 @@ class Object:
         versions = sorted(by_id.values(), key=ObjectVersion.order)
         last_complete = max((i for i, v in enumerate(versions) if v.supersedes_older()),
                             default=0)
-        self.versions = versions[last_complete:]
+        self.versions = [v.tombstone() for v in versions[:last_complete] if v.multipart] + \
+            versions[last_complete:]
 
     # -- queries
     def last_complete(self) -> ObjectVersion | None:

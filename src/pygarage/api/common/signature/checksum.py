@@ -187,3 +187,66 @@ def parse_content_md5(header_value: str) -> bytes:
 
 def content_md5_matches(header_value: str, md5_digest: bytes) -> bool:
     return parse_content_md5(header_value) == md5_digest
+
+
+# ---------------------------------------------------------------- CRC combination
+# A FULL_OBJECT checksum of a multipart upload is the CRC of the whole object, computed from
+# the parts' CRCs and sizes: crc(A + B) = crc(A) * x^(8 * len(B)) mod P  xor  crc(B), which
+# holds for these CRCs because their initial value equals their final xor (all ones).
+
+COMBINABLE = ("crc32", "crc32c", "crc64nvme")
+# Reflected polynomials.
+_POLY = {"crc32": 0xEDB88320, "crc32c": 0x82F63B78, "crc64nvme": 0x9A6C9329AC4BC9B5}
+_X2N: dict[str, list[int]] = {}  # algo -> x^(2^k) mod P for k = 0..63
+
+
+def _multmodp(a: int, b: int, poly: int, top: int) -> int:
+    """a * b mod P, both reflected (x^0 is the top bit)."""
+    m, p = top, 0
+    while m:
+        if a & m:
+            p ^= b
+        m >>= 1
+        b = (b >> 1) ^ poly if b & 1 else b >> 1
+    return p
+
+
+def _x2n_table(algo: str) -> list[int]:
+    table = _X2N.get(algo)
+    if table is None:
+        poly, top = _POLY[algo], 1 << (DIGEST_SIZES[algo] * 8 - 1)
+        table = [top >> 1]  # x^1
+        for _ in range(63):
+            table.append(_multmodp(table[-1], table[-1], poly, top))
+        _X2N[algo] = table
+    return table
+
+
+def crc_combine(algo: str, crc_a: int, crc_b: int, len_b: int) -> int:
+    """The CRC of A + B from crc(A), crc(B) and len(B) in bytes."""
+    if algo not in _POLY:
+        raise ValueError(f"{algo!r} checksums cannot be combined")
+    if len_b < 0 or len_b >= 1 << 60:
+        raise ValueError("length out of range")
+    poly, top = _POLY[algo], 1 << (DIGEST_SIZES[algo] * 8 - 1)
+    table = _x2n_table(algo)
+    # x^(8 * len_b) = product of x^(2^k) over the bits k of len_b, shifted by 3.
+    p, n, k = top, len_b, 3
+    while n:
+        if n & 1:
+            p = _multmodp(table[k], p, poly, top)
+        n >>= 1
+        k += 1
+    return _multmodp(p, crc_a, poly, top) ^ crc_b
+
+
+def combine_b64(algo: str, parts: Iterable[tuple[str, int]]) -> str:
+    """FULL_OBJECT checksum (base64) from (part checksum base64, part size) in order."""
+    size = DIGEST_SIZES[algo]
+    crc = 0  # the CRC of nothing
+    for value, length in parts:
+        raw = _b64_digest(value, size)
+        if raw is None:
+            raise ValueError("invalid part checksum")
+        crc = crc_combine(algo, crc, int.from_bytes(raw, "big"), length)
+    return base64.b64encode(crc.to_bytes(size, "big")).decode()
