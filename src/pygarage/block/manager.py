@@ -64,8 +64,28 @@ class BlockManager:
 
     def _write_if_absent(self, h: bytes, block: DataBlock) -> None:
         # The lookup runs in the worker thread too: no file system call on the event loop.
-        if not self.store.has(h):  # else deduplicated: same content, same address
+        if not self.store.has(h):
             self.store.write(h, block, absent=True)
+        elif not self.config.data_fsync and not self._existing_is_sound(h, block):
+            log.warning("block %s: the file on disk is damaged; writing it again", h.hex())
+            self.store.write(h, block)
+        # else deduplicated: same content, same address
+
+    def _existing_is_sound(self, h: bytes, block: DataBlock) -> bool:
+        """Without data_fsync, a power loss can leave a block file truncated or empty under
+        its final name (the rename reached the disk before the data): check the copy on
+        disk, length then hash, before trusting it to deduplicate a write."""
+        found = self.store.read(h)
+        if found is None:
+            return False
+        if not found.compressed and not block.compressed and \
+                len(found.payload) != len(block.payload):
+            return False
+        try:
+            unpack_block(h, found)
+        except CorruptData:
+            return False
+        return True
 
     # -- reads
     async def get_block(self, h: bytes) -> bytes:

@@ -204,10 +204,12 @@ class LmdbDb(Db):
 
     def __init__(self, path: Path, fsync: bool = False, map_size: int = 1 << 40):
         path.mkdir(parents=True, exist_ok=True)
-        # sync=False trades the last transactions on power loss for speed, as Garage's
-        # metadata_fsync=false does; a process crash (kill -9) loses nothing either way.
+        # metadata_fsync=true: a commit returns once data and meta pages are on disk, so an
+        # acknowledged write survives power loss. false trades the last transactions on
+        # power loss for speed, as Garage does; a process crash (kill -9) loses nothing
+        # either way.
         self.env = lmdb.open(str(path), map_size=map_size, max_dbs=128, sync=fsync,
-                             metasync=False, readahead=False)
+                             metasync=fsync, readahead=False)
         self._handles: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.long_db = self.env.open_db(_LONG_DB)
