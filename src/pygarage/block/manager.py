@@ -13,7 +13,9 @@ import logging
 from ..db.base import Db, Transaction
 from ..rpc.system import System
 from ..table.replication import Sharded
+from ..util import metrics
 from ..util.background import WorkerState
+from ..util.byte_semaphore import ByteSemaphore
 from ..util.clock import now_msec
 from ..util.config import Config
 from ..util.errors import CorruptData, LayoutNotReady, MissingBlock, QuorumError
@@ -37,6 +39,11 @@ class BlockManager:
         # Striped locks: a write and a GC delete of the same block never interleave.
         self._locks = [asyncio.Lock() for _ in range(_N_LOCKS)]
         self.corruptions = 0
+        # Upload data read from clients and not yet stored, all requests together.
+        self.ram_buffer = ByteSemaphore(
+            config.block_ram_buffer_max,
+            lambda free: metrics.block_ram_buffer_free_kb.set(free // 1024))
+        metrics.block_ram_buffer_free_kb.set(config.block_ram_buffer_max // 1024)
 
     def _lock(self, h: bytes) -> asyncio.Lock:
         return self._locks[h[1] % _N_LOCKS]
