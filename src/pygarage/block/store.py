@@ -126,14 +126,6 @@ class BlockStore:
             os.replace(found[0], found[0].with_name(found[0].name + ".corrupted"))
 
 
-def _fsync_dir(path: str) -> None:
-    dfd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _read_fd(fd: int) -> bytes:
     """The whole file: block files never change once in place (callers verify the hash)."""
     size = os.fstat(fd).st_size
@@ -144,3 +136,11 @@ def _read_fd(fd: int) -> bytes:
             parts.append(more)
         data = b"".join(parts)
     return data
+
+
+def _fsync_dir(path: str) -> None:
+    dfd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

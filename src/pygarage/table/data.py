@@ -34,13 +34,13 @@ class TableData(Generic[E]):
         self.schema = schema
         self.store = f"{schema.name}:table"
         self.insert_queue = f"{schema.name}:insert_queue"
-        db.open_tree(self.store)
-        db.open_tree(self.insert_queue)
-        self.on_queued: Callable[[], None] | None = None
         # Run on every write through update_entry (the local writers' path), in the write's
         # transaction, before the merge; it may raise WriteRefused. Merges of entries
         # replicated from elsewhere (update_entry_tx, insert queues) are never refused.
         self.write_check: Callable[[Transaction, E], None] | None = None
+        db.open_tree(self.store)
+        db.open_tree(self.insert_queue)
+        self.on_queued: Callable[[], None] | None = None
 
     # -- reads
     def read_entry(self, pk: bytes, sk: bytes) -> E | None:
