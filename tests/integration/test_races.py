@@ -136,6 +136,20 @@ def test_concurrent_admin_creates_of_one_global_alias(node: GarageNode) -> None:
     assert len(node.admin("ListBuckets")) == before + 1
 
 
+def test_concurrent_admin_creates_of_one_local_alias(node: GarageNode,
+                                                    creds: tuple[str, str]) -> None:
+    before = len(node.admin("ListBuckets"))
+    name = "twin-local-" + secrets.token_hex(4)
+    body = {"localAlias": {"accessKeyId": creds[0], "alias": name,
+                           "allow": {"read": True, "write": True}}}
+    results = _run_together([partial(node.admin, "CreateBucket", body=body)
+                             for _ in range(4)])
+    assert sum(1 for r in results if isinstance(r, dict) and "id" in r) == 1, results
+    assert all(r.code == 409 for r in results if isinstance(r, HTTPError)), results
+    assert len(node.admin("ListBuckets")) == before + 1
+    node.s3(*creds).head_bucket(Bucket=name)  # permissions were set with the alias
+
+
 def test_delete_bucket_aborts_unfinished_uploads(node: GarageNode,
                                                  creds: tuple[str, str]) -> None:
     s3 = node.s3(*creds)

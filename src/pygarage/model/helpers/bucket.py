@@ -73,10 +73,10 @@ class BucketHelper:
         await asyncio.sleep(0)
         return b
 
-    async def create_local(self, key: Key, alias: str,
-                           perm: tuple[bool, bool, bool]) -> Bucket:
+    async def create_local(self, key: Key, alias: str, perm: tuple[bool, bool, bool],
+                           shadow_global: bool = False) -> Bucket:
         """A new bucket named `alias` in the key's namespace; NameTaken if in use."""
-        b = create_bucket(self.g, None, (key.key_id, alias, perm))
+        b = create_bucket(self.g, None, (key.key_id, alias, perm), shadow_global)
         await asyncio.sleep(0)
         return b
 

@@ -61,9 +61,13 @@ def _key(tx: Transaction, g: Garage, key_id: str) -> Key | None:
 
 
 def create_bucket(g: Garage, global_alias: str | None = None,
-                  local: tuple[str, str, tuple[bool, bool, bool]] | None = None) -> Bucket:
+                  local: tuple[str, str, tuple[bool, bool, bool]] | None = None,
+                  local_shadows_global: bool = False) -> Bucket:
     """A new bucket named by a global alias and/or a key's local alias
-    (local = (key id, alias, (read, write, owner))). Raises NameTaken if a name is in use."""
+    (local = (key id, alias, (read, write, owner))). Raises NameTaken if a name is in use;
+    a local alias may hide a global alias of the same name only if local_shadows_global
+    (the admin API allows it; S3 CreateBucket does not, as the name would then change
+    meaning for this key)."""
     g.bucket_table.check_local_write(b"")  # full copy: the same owners for every key
     g.key_table.check_local_write(b"")
     g.bucket_alias_table.check_local_write(b"")
@@ -77,7 +81,9 @@ def create_bucket(g: Garage, global_alias: str | None = None,
             key = _key(tx, g, key_id)
             if key is None:
                 raise NoSuchKeyErr(f"access key not found: {key_id}")
-            taken = key.local_alias(alias) or _global_target(tx, g, alias)
+            taken = key.local_alias(alias)
+            if taken is None and not local_shadows_global:
+                taken = _global_target(tx, g, alias)
             if taken is not None:
                 raise NameTaken(taken)
             key.local_aliases[alias] = lww_update(key.local_aliases.get(alias), now,
