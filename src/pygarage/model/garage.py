@@ -60,6 +60,7 @@ class Garage:
             self.system, self.db, ObjectSchema(self._object_version_gone,
                                                self.counters.on_object), sharded)
         self.object_table.data.write_check = self._check_object_write
+        self._live_bucket: dict[bytes, bytes] = {}  # bucket id -> an encoding seen live
         self.tables: list[Table[Any]] = [self.bucket_table, self.bucket_alias_table, self.key_table,
                        self.object_table, self.version_table, self.block_ref_table,
                        self.mpu_table]
@@ -73,7 +74,12 @@ class Garage:
         if all(v.state == ABORTED for v in entry.versions):
             return
         raw = tx.get(self.bucket_table.data.store, tree_key(entry.bucket_id, b""))
+        if raw is not None and self._live_bucket.get(entry.bucket_id) == raw:
+            return  # the same bytes were seen live: no need to decode them again
         if raw is not None and not Bucket.decode(raw).deleted:
+            if len(self._live_bucket) > 4096:
+                self._live_bucket.clear()
+            self._live_bucket[entry.bucket_id] = raw
             return
 
         def cleanup(tx: Transaction) -> None:
