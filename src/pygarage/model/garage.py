@@ -61,6 +61,7 @@ class Garage:
                                                self.counters.on_object), sharded)
         self.object_table.data.write_check = self._check_object_write
         self._live_bucket: dict[bytes, bytes] = {}  # bucket id -> an encoding seen live
+        self.version_table.data.write_check = self._check_version_write
         self.tables: list[Table[Any]] = [self.bucket_table, self.bucket_alias_table, self.key_table,
                        self.object_table, self.version_table, self.block_ref_table,
                        self.mpu_table]
@@ -88,6 +89,18 @@ class Garage:
                     self._object_version_gone(tx, v, entry)
         raise WriteRefused(NoSuchBucketErr("the bucket does not exist or was deleted"),
                            cleanup)
+
+    def _check_version_write(self, tx: Transaction, entry: Version) -> None:
+        """Blocks listed in a version already deleted (its upload aborted, or its object
+        version pruned, while they were being written) are unreferenced at once: the
+        deletion hook has run already, and the merge drops them without a trace. Writers
+        reference a block before listing it, so the reference exists to be dropped."""
+        if entry.deleted or not entry.blocks:
+            return
+        raw = tx.get(self.version_table.data.store, tree_key(entry.uuid, b""))
+        if raw is not None and Version.raw_is_deleted(raw):
+            for b in entry.blocks.values():
+                self._block_unused(tx, b.hash, entry.uuid)
 
     # -- hooks: they only queue inserts, in the caller's transaction
     def _block_unused(self, tx: Transaction, block: bytes, version: bytes) -> None:
