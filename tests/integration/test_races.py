@@ -196,3 +196,27 @@ def test_delete_bucket_refused_while_put_in_progress(node: GarageNode,
     assert s3.get_object(Bucket=name, Key="slow")["Body"].read() == data
     s3.delete_object(Bucket=name, Key="slow")
     s3.delete_bucket(Bucket=name)
+
+
+def test_upload_part_racing_delete_bucket_frees_its_blocks(node: GarageNode,
+                                                          creds: tuple[str, str]) -> None:
+    """DeleteBucket aborts an upload while one of its parts is still being received: the
+    blocks that part writes afterwards end up unreferenced, not referenced forever."""
+    s3 = node.s3(*creds)
+    name = "part-race-" + secrets.token_hex(4)
+    s3.create_bucket(Bucket=name)
+    uid = s3.create_multipart_upload(Bucket=name, Key="big")["UploadId"]
+    mib = 1024 * 1024
+    data = os.urandom(3 * mib)
+    raw = RawClient(node, creds)
+    query = f"partNumber=1&uploadId={uid}"
+    signed = raw.sign("PUT", f"/{name}/big", query, payload_hash="UNSIGNED-PAYLOAD")
+    headers = {**signed.headers, "Content-Length": str(len(data))}
+    with raw.raw_socket() as sock:
+        sock.sendall(head_lines("PUT", f"/{name}/big?{query}", headers) + data[:2 * mib + 1])
+        time.sleep(1.0)  # the part is registered and its first blocks are written
+        assert s3.delete_bucket(Bucket=name)["ResponseMetadata"]["HTTPStatusCode"] == 204
+        sock.sendall(data[2 * mib + 1:])
+        status, _, _ = read_http_response(sock)
+    assert status in (200, 404)
+    _wait_unreferenced(node, [block_hash(data[i:i + mib]) for i in range(0, len(data), mib)])
