@@ -220,3 +220,30 @@ def test_upload_part_racing_delete_bucket_frees_its_blocks(node: GarageNode,
         status, _, _ = read_http_response(sock)
     assert status in (200, 404)
     _wait_unreferenced(node, [block_hash(data[i:i + mib]) for i in range(0, len(data), mib)])
+
+
+def test_upload_left_by_a_crash_does_not_keep_bucket_alive(private_node: GarageNode) -> None:
+    """A PutObject cut by kill -9 leaves an Uploading version that no process will finish:
+    after the restart, DeleteBucket aborts it instead of answering BucketNotEmpty forever.
+    (Blocks stored but not yet listed in the version when the process died stay referenced:
+    that needs a repair pass over block references, as Garage's.)"""
+    node = private_node
+    node.start()
+    creds = node.create_key("crash")
+    s3 = node.s3(*creds)
+    s3.create_bucket(Bucket="crashed")
+    mib = 1024 * 1024
+    data = os.urandom(3 * mib)
+    raw = RawClient(node, creds)
+    signed = raw.sign("PUT", "/crashed/cut", payload_hash="UNSIGNED-PAYLOAD")
+    headers = {**signed.headers, "Content-Length": str(len(data))}
+    with raw.raw_socket() as sock:
+        sock.sendall(head_lines("PUT", "/crashed/cut", headers) + data[:2 * mib + 1])
+        time.sleep(1.0)  # the upload is under way, two blocks stored
+        node.kill()
+    node.start()
+    s3 = node.s3(*creds)
+    assert s3.delete_bucket(Bucket="crashed")["ResponseMetadata"]["HTTPStatusCode"] == 204
+    with pytest.raises(ClientError) as ei:
+        s3.head_bucket(Bucket="crashed")
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404

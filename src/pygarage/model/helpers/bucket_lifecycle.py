@@ -10,7 +10,8 @@ separated by another writer:
 - create: the name is checked free (in the key's namespace and among global aliases) and
   claimed, with the new bucket and its permissions, in the same transaction;
 - delete: "no object, no upload in progress" is checked and the bucket marked deleted in the
-  same transaction (unfinished multipart uploads are aborted in it, as S3 does);
+  same transaction (unfinished multipart uploads are aborted in it, as S3 does, and so are
+  PutObject uploads a crash interrupted: Garage.puts_in_progress tells them apart);
 - object writes (Garage._check_object_write): every write of an object version other than an
   abort checks, in its own transaction, that the bucket is live. A PUT starts with such a
   write (its Uploading version, or its only version for small objects) and a multi-block PUT
@@ -23,6 +24,8 @@ check locally; what a single transaction gives here then needs two steps: Delete
 marks the bucket closed on every node (object owners refuse non-abort writes into a closed
 bucket), then checks emptiness with quorum reads, then marks it deleted (or reopens it). The
 object-write check stays as it is: it is the same rule evaluated on each object owner.
+Telling a PutObject under way from one a crash interrupted then needs the uploading node to
+refresh a lease on its Uploading version, instead of this process's own list.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def delete_bucket(g: Garage, bucket_id: bytes) -> None:
         uploads = _check_empty(tx, g, bucket_id)
         now = now_msec()
         for key, v in uploads:
-            aborted = ObjectVersion(v.uuid, v.timestamp, ABORTED, multipart=True)
+            aborted = ObjectVersion(v.uuid, v.timestamp, ABORTED, multipart=v.multipart)
             g.object_table.data.update_entry_tx(tx, Object(bucket_id, key, [aborted]))
         _drop_names(tx, g, b, now)
         b.deleted = True
@@ -138,7 +141,8 @@ def delete_bucket(g: Garage, bucket_id: bytes) -> None:
 
 def _check_empty(tx: Transaction, g: Garage, bucket_id: bytes
                  ) -> list[tuple[str, ObjectVersion]]:
-    """-> the unfinished multipart uploads; raises if anything else is live."""
+    """-> the uploads to abort: unfinished multipart uploads, and PutObject uploads a
+    crash left behind (not under way in this process); raises if anything else is live."""
     store = g.object_table.data.store
     ph = tree_key(bucket_id, b"")
     end = _next_prefix(ph)
@@ -152,7 +156,7 @@ def _check_empty(tx: Transaction, g: Garage, bucket_id: bytes
                 raise BucketNotEmptyErr("the bucket is not empty")
             for v in obj.versions:
                 if v.state == UPLOADING:
-                    if not v.multipart:  # a PutObject in progress
+                    if not v.multipart and v.uuid in g.puts_in_progress:
                         raise BucketNotEmptyErr("the bucket is not empty")
                     uploads.append((obj.key, v))
         if len(rows) < _SCAN_BATCH:
