@@ -115,10 +115,10 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
                     summing.append(loop.run_in_executor(hasher, summer.update, data))
                     if len(summing) > MAX_IN_FLIGHT:
                         await summing.popleft()
-                await sem.acquire()
-                # block_ram_buffer_max: room for this block until it is stored.
+                # block_ram_buffer_max: room for this block from now until it is stored.
                 held = await bm.ram_buffer.acquire(len(data))
                 try:
+                    await sem.acquire()
                     tasks.append(tg.create_task(store(data, offset, held)))
                 except BaseException:
                     bm.ram_buffer.release(held)
