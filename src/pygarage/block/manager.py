@@ -13,7 +13,9 @@ import logging
 from ..db.base import Db, Transaction
 from ..rpc.system import System
 from ..table.replication import Sharded
+from ..util import metrics
 from ..util.background import WorkerState
+from ..util.byte_semaphore import ByteSemaphore
 from ..util.clock import now_msec
 from ..util.config import Config
 from ..util.errors import CorruptData, LayoutNotReady, MissingBlock, QuorumError
@@ -37,6 +39,11 @@ class BlockManager:
         # Striped locks: a write and a GC delete of the same block never interleave.
         self._locks = [asyncio.Lock() for _ in range(_N_LOCKS)]
         self.corruptions = 0
+        # Upload data read from clients and not yet stored, all requests together.
+        self.ram_buffer = ByteSemaphore(
+            config.block_ram_buffer_max,
+            lambda free: metrics.block_ram_buffer_free_kb.set(free // 1024))
+        metrics.block_ram_buffer_free_kb.set(config.block_ram_buffer_max // 1024)
 
     def _lock(self, h: bytes) -> asyncio.Lock:
         return self._locks[h[1] % _N_LOCKS]
@@ -64,8 +71,28 @@ class BlockManager:
 
     def _write_if_absent(self, h: bytes, block: DataBlock) -> None:
         # The lookup runs in the worker thread too: no file system call on the event loop.
-        if not self.store.has(h):  # else deduplicated: same content, same address
+        if not self.store.has(h):
             self.store.write(h, block, absent=True)
+        elif not self.config.data_fsync and not self._existing_is_sound(h, block):
+            log.warning("block %s: the file on disk is damaged; writing it again", h.hex())
+            self.store.write(h, block)
+        # else deduplicated: same content, same address
+
+    def _existing_is_sound(self, h: bytes, block: DataBlock) -> bool:
+        """Without data_fsync, a power loss can leave a block file truncated or empty under
+        its final name (the rename reached the disk before the data): check the copy on
+        disk, length then hash, before trusting it to deduplicate a write."""
+        found = self.store.read(h)
+        if found is None:
+            return False
+        if not found.compressed and not block.compressed and \
+                len(found.payload) != len(block.payload):
+            return False
+        try:
+            unpack_block(h, found)
+        except CorruptData:
+            return False
+        return True
 
     # -- reads
     async def get_block(self, h: bytes) -> bytes:

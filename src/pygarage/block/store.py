@@ -77,6 +77,9 @@ class BlockStore:
                 os.makedirs(d, exist_ok=True)
             except FileExistsError:
                 pass
+            if self.fsync:  # the new directories' own entries must reach the disk too
+                _fsync_dir(os.path.dirname(d))
+                _fsync_dir(os.path.dirname(os.path.dirname(d)))
             fd = os.open(tmp, flags, 0o666)
         try:
             try:
@@ -92,12 +95,8 @@ class BlockStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        if self.fsync:
-            dfd = os.open(os.path.dirname(path), os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        if self.fsync:  # the rename itself is durable only once its directory is synced
+            _fsync_dir(os.path.dirname(path))
         # A plain and a compressed copy may both exist after a level change: keep one.
         other = plain if block.compressed else plain + ".zst"
         if not absent and os.path.exists(other):
@@ -170,3 +169,11 @@ def _read_fd(fd: int) -> bytes:
             parts.append(more)
         data = b"".join(parts)
     return data
+
+
+def _fsync_dir(path: str) -> None:
+    dfd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

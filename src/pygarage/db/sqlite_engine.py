@@ -58,7 +58,9 @@ class SqliteDb(Db):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={'NORMAL' if fsync else 'OFF'}")
+        # FULL: every commit is synced, so an acknowledged write survives power loss (in WAL
+        # mode NORMAL may lose the last commits). OFF still survives a process crash.
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
         self._lock = threading.RLock()
         self._trees: set[str] = set()
 

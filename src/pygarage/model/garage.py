@@ -14,6 +14,7 @@ from ..block.manager import BlockGcWorker, BlockManager
 from ..db.base import Db, Transaction
 from ..db.open import open_db
 from ..rpc.system import System
+from ..table.data import WriteRefused, tree_key
 from ..table.queue import InsertQueueWorker
 from ..table.replication import FullCopy, Sharded
 from ..table.table import Table
@@ -21,10 +22,11 @@ from ..util.background import BackgroundRunner
 from ..util.config import Config
 from .bucket_table import Bucket, BucketSchema
 from .counters import BucketCounters
+from .helpers.errors import NoSuchBucketErr
 from .key_table import BucketAlias, BucketAliasSchema, Key, KeySchema
 from .s3.block_ref_table import BlockRef, BlockRefSchema
 from .s3.mpu_table import MpuSchema, MultipartUpload
-from .s3.object_table import Object, ObjectSchema, ObjectVersion
+from .s3.object_table import ABORTED, UPLOADING, Object, ObjectSchema, ObjectVersion
 from .s3.version_table import Version, VersionSchema
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,62 @@ class Garage:
         self.object_table: Table[Object] = Table(
             self.system, self.db, ObjectSchema(self._object_version_gone,
                                                self.counters.on_object), sharded)
+        self.object_table.data.write_check = self._check_object_write
+        self._live_bucket: dict[bytes, bytes] = {}  # bucket id -> an encoding seen live
+        # PutObject uploads under way in this process (their Uploading versions): any other
+        # plain Uploading version was left by a crash and no longer keeps a bucket alive.
+        self.puts_in_progress: set[bytes] = set()
+        self.version_table.data.write_check = self._check_version_write
         self.tables: list[Table[Any]] = [self.bucket_table, self.bucket_alias_table, self.key_table,
                        self.object_table, self.version_table, self.block_ref_table,
                        self.mpu_table]
         self.runner = BackgroundRunner()
+
+    def _check_object_write(self, tx: Transaction, entry: Object) -> None:
+        """Uploads start and finish only in a live bucket: a write of anything but aborts
+        into a deleted (or unknown) bucket is refused, in the write's own transaction, and
+        what it would have owned is freed. See helpers/bucket_lifecycle.py for why this
+        and DeleteBucket's single transaction leave no live object in a deleted bucket."""
+        if all(v.state == ABORTED for v in entry.versions):
+            self._track_puts(entry)
+            return
+        raw = tx.get(self.bucket_table.data.store, tree_key(entry.bucket_id, b""))
+        if raw is not None and self._live_bucket.get(entry.bucket_id) == raw:
+            self._track_puts(entry)  # the same bytes were seen live: no need to decode
+            return
+        if raw is not None and not Bucket.decode(raw).deleted:
+            if len(self._live_bucket) > 4096:
+                self._live_bucket.clear()
+            self._live_bucket[entry.bucket_id] = raw
+            self._track_puts(entry)
+            return
+
+        def cleanup(tx: Transaction) -> None:
+            for v in entry.versions:
+                if v.state != ABORTED and v.has_blocks():
+                    self._object_version_gone(tx, v, entry)
+        raise WriteRefused(NoSuchBucketErr("the bucket does not exist or was deleted"),
+                           cleanup)
+
+    def _track_puts(self, entry: Object) -> None:
+        for v in entry.versions:
+            if not v.multipart:
+                if v.state == UPLOADING:
+                    self.puts_in_progress.add(v.uuid)
+                else:
+                    self.puts_in_progress.discard(v.uuid)
+
+    def _check_version_write(self, tx: Transaction, entry: Version) -> None:
+        """Blocks listed in a version already deleted (its upload aborted, or its object
+        version pruned, while they were being written) are unreferenced at once: the
+        deletion hook has run already, and the merge drops them without a trace. Writers
+        reference a block before listing it, so the reference exists to be dropped."""
+        if entry.deleted or not entry.blocks:
+            return
+        raw = tx.get(self.version_table.data.store, tree_key(entry.uuid, b""))
+        if raw is not None and Version.raw_is_deleted(raw):
+            for b in entry.blocks.values():
+                self._block_unused(tx, b.hash, entry.uuid)
 
     # -- hooks: they only queue inserts, in the caller's transaction
     def _block_unused(self, tx: Transaction, block: bytes, version: bytes) -> None:

@@ -52,7 +52,10 @@ class Key:
             self.name, self.allow_create_bucket = (0, ""), (0, False)
             self.authorized_buckets, self.local_aliases = {}, {}
             return
-        self.secret = self.secret or other.secret
+        # The secret is set once, at creation; two replicas can only disagree if the same key
+        # id was created twice concurrently (or one copy lost it): the larger one wins, so
+        # every replica keeps the same secret whatever the order of merges.
+        self.secret = max(self.secret, other.secret)
         self.name = lww_merge(self.name, other.name)
         self.allow_create_bucket = lww_merge(self.allow_create_bucket,
                                              other.allow_create_bucket)

@@ -13,6 +13,17 @@ from .schema import E, Entry, TableSchema
 log = logging.getLogger(__name__)
 
 
+class WriteRefused(Exception):
+    """Raised by a table's write check, inside the write's transaction: the transaction rolls
+    back, `cleanup` then runs in a transaction of its own (to free what the refused entry
+    would have owned), and `error` is what the writer gets."""
+
+    def __init__(self, error: Exception, cleanup: Callable[[Transaction], None] | None = None):
+        super().__init__(str(error))
+        self.error = error
+        self.cleanup = cleanup
+
+
 def tree_key(pk: bytes, sk: bytes) -> bytes:
     return partition_hash(pk) + sk
 
@@ -23,6 +34,10 @@ class TableData(Generic[E]):
         self.schema = schema
         self.store = f"{schema.name}:table"
         self.insert_queue = f"{schema.name}:insert_queue"
+        # Run on every write through update_entry (the local writers' path), in the write's
+        # transaction, before the merge; it may raise WriteRefused. Merges of entries
+        # replicated from elsewhere (update_entry_tx, insert queues) are never refused.
+        self.write_check: Callable[[Transaction, E], None] | None = None
         db.open_tree(self.store)
         db.open_tree(self.insert_queue)
         self.on_queued: Callable[[], None] | None = None
@@ -58,7 +73,19 @@ class TableData(Generic[E]):
 
     # -- writes
     def update_entry(self, entry: E) -> E:
-        return self.db.transaction(lambda tx: self.update_entry_tx(tx, entry))
+        check = self.write_check
+        if check is None:
+            return self.db.transaction(lambda tx: self.update_entry_tx(tx, entry))
+
+        def checked(tx: Transaction) -> E:
+            check(tx, entry)
+            return self.update_entry_tx(tx, entry)
+        try:
+            return self.db.transaction(checked)
+        except WriteRefused as refused:
+            if refused.cleanup is not None:
+                self.db.transaction(refused.cleanup)
+            raise refused.error from None
 
     def update_entry_tx(self, tx: Transaction, entry: E) -> E:
         key = tree_key(entry.partition_key(), entry.sort_key())

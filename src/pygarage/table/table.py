@@ -43,6 +43,11 @@ class Table(Generic[E]):
             raise QuorumError(f"{self.name}: quorum {quorum} of {len(nodes)} nodes not "
                               "reachable (cluster RPC not available)")
 
+    def check_local_write(self, pk: bytes) -> None:
+        """For a transaction over several tables at once (only possible while every owner
+        is this node): raise as insert would if this node cannot write `pk` alone."""
+        self._check_local(self._owners(pk), self.replication.write_quorum)
+
     async def insert(self, entry: E) -> None:
         await self.insert_many([entry])
 

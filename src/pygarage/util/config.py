@@ -222,6 +222,10 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         if not -99 <= level <= 22:
             raise ConfigError("compression_level must be between -99 and 22, or 'none'")
 
+    ram_buffer_max = parse_size(raw.get("block_ram_buffer_max", "256MiB"))
+    if ram_buffer_max < 1024:
+        raise ConfigError("block_ram_buffer_max must be at least 1 KiB (e.g. '256MiB')")
+
     block_size = parse_size(raw.get("block_size", 1024 * 1024))
     if not 1024 <= block_size <= 1 << 30:
         raise ConfigError("block_size must be between 1 KiB and 1 GiB")
@@ -262,7 +266,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         metadata_fsync=bool(raw.get("metadata_fsync", False)),
         data_fsync=bool(raw.get("data_fsync", False)),
         block_size=block_size,
-        block_ram_buffer_max=parse_size(raw.get("block_ram_buffer_max", 256 * 1024 * 1024)),
+        block_ram_buffer_max=ram_buffer_max,
         compression_level=level,
         lmdb_map_size=parse_size(raw.get("lmdb_map_size", 1 << 40)),
         rpc_public_addr=raw.get("rpc_public_addr") or None,

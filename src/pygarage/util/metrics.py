@@ -19,3 +19,6 @@ block_bytes_written = Counter("block_bytes_written", "Bytes of blocks written to
 block_bytes_read = Counter("block_bytes_read", "Bytes of blocks read from disk",
                            registry=REGISTRY)
 cluster_healthy = Gauge("cluster_healthy", "1 if every storage node is up", registry=REGISTRY)
+block_ram_buffer_free_kb = Gauge("block_ram_buffer_free_kb",
+                                 "Room left for upload data held in memory (KiB)",
+                                 registry=REGISTRY)

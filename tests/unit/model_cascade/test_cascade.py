@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pygarage.api.admin.cluster import ensure_single_node_layout
+from pygarage.model.bucket_table import Bucket
 from pygarage.model.garage import Garage
 from pygarage.model.s3.block_ref_table import BlockRef
 from pygarage.model.s3.object_table import (
@@ -32,6 +33,8 @@ def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Garage:
     g = Garage(cfg)
     ensure_single_node_layout(g)
     g.block_manager.rc.delay_ms = 0
+    for bid in (b"B" * 32, b"C" * 32):  # objects are only written into existing buckets
+        g.bucket_table.data.update_entry(Bucket(bid))
     return g
 
 

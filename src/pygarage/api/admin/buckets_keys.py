@@ -7,6 +7,7 @@ from typing import Any
 from ...model.bucket_table import Bucket
 from ...model.garage import Garage
 from ...model.helpers.bucket import BucketHelper
+from ...model.helpers.bucket_lifecycle import NameTaken
 from ...model.helpers.errors import HelperError
 from ...model.helpers.key import KeyHelper
 from ...model.key_table import Key
@@ -131,15 +132,13 @@ async def _call(g: Garage, ep: str, q: dict[str, str], body: Any) -> Any:
             la = body["localAlias"]
             _check_name(g, la["alias"])
             k = await kh.get_existing(la["accessKeyId"])
-            if k.local_alias(la["alias"]) is not None:
-                raise AdminError(409, "BucketAlreadyExists", "local alias already in use")
-            b = await bh.create(None)
             allow = la.get("allow") or {}
-            if any(allow.values()):
-                await bh.set_permissions(b, k, bool(allow.get("read")),
-                                         bool(allow.get("write")), bool(allow.get("owner")))
-                k = await kh.get_existing(k.key_id)
-            await bh.alias_local(await bh.get_existing(b.id), k, la["alias"])
+            perm = (bool(allow.get("read")), bool(allow.get("write")), bool(allow.get("owner")))
+            try:  # the name is checked free and claimed in one step
+                b = await bh.create_local(k, la["alias"], perm, shadow_global=True)
+            except NameTaken:
+                raise AdminError(409, "BucketAlreadyExists", "local alias already in use") \
+                    from None
         else:
             b = await bh.create(None)
         return await bucket_info(g, await bh.get_existing(b.id))

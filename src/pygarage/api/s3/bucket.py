@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...model.helpers.bucket import BucketHelper
+from ...model.helpers.bucket_lifecycle import NameTaken
 from ...model.helpers.errors import BucketNotEmptyErr
 from ...model.key_table import Key
 from ..common import errors
@@ -74,19 +75,22 @@ async def handle_create_bucket(ctx: ReqCtx, body: bytes) -> web.Response:
             f"LocationConstraint must be '{ctx.region}', not '{location}'")
     bh = BucketHelper(g)
     existing = await bh.resolve(name, key)
+    if existing is None:
+        if not key.allow_create_bucket[1]:
+            raise errors.AccessDenied("this key is not allowed to create buckets "
+                                      "(garage key allow --create-bucket)")
+        try:
+            # Checks the name is free and claims it in one step: of two concurrent
+            # creates of one name, exactly one gets here without NameTaken.
+            await bh.create_local(key, name, (True, True, True))
+        except NameTaken as taken:
+            existing = taken.bucket_id
+            key = await g.key_table.get(key.key_id.encode()) or key
     if existing is not None:
         r, w, o = key.permissions(existing)
         if w or o:
             raise errors.BucketAlreadyOwnedByYou()
         raise errors.BucketAlreadyExists()
-    if not key.allow_create_bucket[1]:
-        raise errors.AccessDenied("this key is not allowed to create buckets "
-                                  "(garage key allow --create-bucket)")
-    b = await bh.create(None)
-    await bh.set_permissions(b, key, True, True, True)
-    fresh = await g.key_table.get(key.key_id.encode())
-    assert fresh is not None
-    await bh.alias_local(await bh.get_existing(b.id), fresh, name)
     return web.Response(status=200, headers={"Location": "/" + name})
 
 

@@ -88,7 +88,7 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
             unlisted.clear()
             await garage.version_table.insert(Version(version, blocks=blocks))
 
-    async def store(data: bytes, off: int) -> bytes:
+    async def store(data: bytes, off: int, held: int) -> bytes:
         try:
             h, block = (bm.pack(data) if len(data) < THREAD_MIN
                         else await asyncio.to_thread(bm.pack, data))
@@ -101,6 +101,7 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
             return h
         finally:
             sem.release()
+            bm.ram_buffer.release(held)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -114,8 +115,14 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
                     summing.append(loop.run_in_executor(hasher, summer.update, data))
                     if len(summing) > MAX_IN_FLIGHT:
                         await summing.popleft()
-                await sem.acquire()
-                tasks.append(tg.create_task(store(data, offset)))
+                # block_ram_buffer_max: room for this block from now until it is stored.
+                held = await bm.ram_buffer.acquire(len(data))
+                try:
+                    await sem.acquire()
+                    tasks.append(tg.create_task(store(data, offset, held)))
+                except BaseException:
+                    bm.ram_buffer.release(held)
+                    raise
                 offset += len(data)
                 data = await read(bs)
             while summing:
@@ -200,8 +207,9 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
     if len(first) <= bs:
         more = await read(bs)
         if not more:
-            return await _put_one_block(ctx, vid, ts, stored, summer, first,
-                                        trailers, declared)
+            async with g.block_manager.ram_buffer.hold(len(first)):  # block_ram_buffer_max
+                return await _put_one_block(ctx, vid, ts, stored, summer, first,
+                                            trailers, declared)
         read = _prepend(more, read)
 
     uploading = ObjectVersion(vid, ts, UPLOADING, upload_headers=stored,

@@ -4,15 +4,16 @@ Callers check alias names against S3 rules first (that check lives in api/)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ...util.clock import now_msec
 from ...util.crdt.lww import lww_update
-from ...util.ids import gen_uuid
 from ..bucket_table import Bucket
 from ..garage import Garage
 from ..key_table import BucketAlias, Key
-from .errors import BadRequest, BucketAlreadyExistsErr, BucketNotEmptyErr, NoSuchBucketErr
+from .bucket_lifecycle import NameTaken, create_bucket, delete_bucket
+from .errors import BadRequest, BucketAlreadyExistsErr, NoSuchBucketErr
 
 
 class BucketHelper:
@@ -65,34 +66,25 @@ class BucketHelper:
 
     # -- creation and deletion
     async def create(self, global_alias: str | None = None) -> Bucket:
-        if global_alias is not None and await self.resolve_global(global_alias) is not None:
-            raise BucketAlreadyExistsErr(f"bucket {global_alias!r} already exists")
-        b = Bucket(gen_uuid(), created=now_msec())
-        await self.g.bucket_table.insert(b)
-        if global_alias is not None:
-            await self.alias_global(b, global_alias)
+        try:
+            b = create_bucket(self.g, global_alias)
+        except NameTaken:
+            raise BucketAlreadyExistsErr(f"bucket {global_alias!r} already exists") from None
+        await asyncio.sleep(0)
         return b
 
-    async def is_empty(self, bucket_id: bytes) -> bool:
-        return not await self.g.object_table.get_range(bucket_id, None, "live", limit=1)
+    async def create_local(self, key: Key, alias: str, perm: tuple[bool, bool, bool],
+                           shadow_global: bool = False) -> Bucket:
+        """A new bucket named `alias` in the key's namespace; NameTaken if in use."""
+        b = create_bucket(self.g, None, (key.key_id, alias, perm), shadow_global)
+        await asyncio.sleep(0)
+        return b
 
     async def delete(self, b: Bucket) -> None:
-        if not await self.is_empty(b.id):
-            raise BucketNotEmptyErr("the bucket is not empty")
-        for key_id in list(b.authorized_keys):
-            k = await self.g.key_table.get(key_id.encode())
-            if k is not None and not k.deleted:
-                await self.set_permissions(b, k, False, False, False)
-        for alias in b.global_aliases():
-            await self.unalias_global(b, alias, force=True)
-        for key_id, alias in b.local_alias_list():
-            k = await self.g.key_table.get(key_id.encode())
-            if k is not None and not k.deleted:
-                await self.unalias_local(b, k, alias, force=True)
-        b = await self.get_existing(b.id)
-        b.deleted = True
-        b.merge(b)
-        await self.g.bucket_table.insert(b)
+        """Raises BucketNotEmptyErr if the bucket holds objects or a PutObject in progress;
+        unfinished multipart uploads are aborted (see bucket_lifecycle for the design)."""
+        delete_bucket(self.g, b.id)
+        await asyncio.sleep(0)
 
     # -- aliases
     async def alias_global(self, b: Bucket, alias: str) -> None:

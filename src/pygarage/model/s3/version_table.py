@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from ...db.base import Transaction
 from ...util.codec import pack, packb, unpack
 
@@ -49,6 +51,15 @@ class Version:
     def decode(data: bytes) -> Version:
         u, d, blocks, bl = unpack(MARKER, data)
         return Version(u, d, {(p, o): VersionBlock(h, s) for p, o, h, s in blocks}, tuple(bl))
+
+    @staticmethod
+    def raw_is_deleted(data: bytes) -> bool:
+        """The deleted flag of an encoded version, without decoding its (many) blocks."""
+        u = msgpack.Unpacker(raw=False)
+        u.feed(data[len(MARKER):])
+        u.read_array_header()
+        u.skip()  # uuid
+        return bool(u.unpack())
 
     def merge(self, other: Version) -> None:
         if other.deleted:
