@@ -42,6 +42,7 @@ from .put import (
     verify_body_checksums,
     write_blocks,
 )
+from .quotas import check_quotas
 
 XML = "application/xml"
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -201,6 +202,14 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
         if algo and algo in sums and part.checksum and sums[algo] != part.checksum:
             raise errors.InvalidPart(f"part {n}: checksum does not match")
         chosen.append(part)
+    size = sum(p.size or 0 for p in chosen)
+    try:
+        await check_quotas(ctx, size, obj)
+    except errors.AccessDenied:
+        # As Garage: the upload is aborted (its parts freed), not left to retry.
+        await ctx.garage.object_table.insert(Object(ctx.bucket_id, ctx.key, [
+            ObjectVersion(v.uuid, v.timestamp, ABORTED, multipart=True)]))
+        raise
     # Gather blocks, renumbering the parts 1..N.
     blocks: dict[tuple[int, int], VersionBlock] = {}
     for new_n, part in enumerate(chosen, start=1):
@@ -216,7 +225,6 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
     md5s = b"".join(bytes.fromhex(p.etag or "") for p in chosen)
     etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
     checksum = _composite_checksum(v.upload_checksum_algo, chosen)
-    size = sum(p.size or 0 for p in chosen)
     first = blocks[min(blocks)].hash
     done = ObjectVersion(v.uuid, v.timestamp, COMPLETE, multipart=True, kind=FIRST_BLOCK,
                          meta=ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen)),
