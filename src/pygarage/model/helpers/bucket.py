@@ -164,6 +164,10 @@ class BucketHelper:
         b.cors = lww_update(b.cors, now_msec(), rules)
         await self.g.bucket_table.insert(b)
 
+    async def set_lifecycle(self, b: Bucket, rules: list[dict[str, Any]] | None) -> None:
+        b.lifecycle = lww_update(b.lifecycle, now_msec(), rules)
+        await self.g.bucket_table.insert(b)
+
     async def usage(self, bucket_id: bytes) -> dict[str, int]:
         """The bucket's counters (objects, bytes, unfinished uploads...): the one place
         quotas and bucket info read them. Exact with one node, where the local count is the
