@@ -36,6 +36,15 @@ def render_bucket_list(buckets: list[dict[str, Any]]) -> str:
     return format_table(["ID", "Created", "Global aliases", "Local aliases"], rows)
 
 
+def _of_quota(used: int, quota: int | None) -> str:
+    """`  (40% of quota)` after a usage figure that has a quota."""
+    if quota is None:
+        return ""
+    if quota == 0:
+        return "  (quota: 0, nothing more can be written)" if used == 0 else "  (over quota 0)"
+    return f"  ({100 * used / quota:.0f}% of quota)"
+
+
 def _size_line(n: int) -> str:
     return f"{format_bytes_binary(n)} ({n} bytes)"
 
@@ -45,8 +54,10 @@ def render_bucket_info(info: dict[str, Any]) -> str:
     out.append(f"Bucket: {info['id']}")
     out.append(f"Created: {format_date(info.get('created'))}")
     out.append("")
-    out.append(f"Size: {_size_line(int(info.get('bytes', 0)))}")
-    out.append(f"Objects: {info.get('objects', 0)}")
+    quotas = info.get("quotas") or {}
+    size, objects = int(info.get("bytes", 0)), int(info.get("objects", 0))
+    out.append(f"Size: {_size_line(size)}{_of_quota(size, quotas.get('maxSize'))}")
+    out.append(f"Objects: {objects}{_of_quota(objects, quotas.get('maxObjects'))}")
     out.append(f"Unfinished uploads: {info.get('unfinishedUploads', 0)}")
     out.append(f"Unfinished multipart uploads: {info.get('unfinishedMultipartUploads', 0)}")
     out.append(
@@ -71,7 +82,6 @@ def render_bucket_info(info: dict[str, Any]) -> str:
         out.append("Global alias: (none)")
     out.append("")
 
-    quotas = info.get("quotas") or {}
     max_size = quotas.get("maxSize")
     max_objects = quotas.get("maxObjects")
     out.append(f"Max size: {format_bytes(max_size) if max_size is not None else 'none'}")

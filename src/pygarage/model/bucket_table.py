@@ -26,8 +26,8 @@ class Bucket:
     authorized_keys: LwwMap = field(default_factory=dict)   # key id -> (ts, [r, w, o])
     website: Lww = (0, None)    # None | {"index": str, "error": str | None}
     cors: Lww = (0, None)
-    lifecycle: Lww = (0, None)
-    quotas: Lww = (0, {"max_size": None, "max_objects": None})
+    lifecycle: Lww = (0, None)  # None | [LifecycleRule.to_stored()] (model/lifecycle.py)
+    quotas: Lww = (0, {"max_size": None, "max_objects": None})  # enforced by api/s3/quotas
 
     def partition_key(self) -> bytes:
         return self.id

@@ -15,7 +15,9 @@ TREE = "bucket_counters"
 FIELDS = ("objects", "bytes", "unfinished_uploads", "mpu_parts", "mpu_bytes")
 
 
-def _object_counts(o: Object | None) -> dict[str, int]:
+def object_counts(o: Object | None) -> dict[str, int]:
+    """What one object entry adds to its bucket's counters (a quota check subtracts it when
+    the entry is about to be replaced)."""
     if o is None:
         return {}
     out = {}
@@ -54,7 +56,7 @@ class BucketCounters:
 
     def on_object(self, tx: Transaction, old: Object | None, new: Object | None) -> None:
         bucket = (new or old).bucket_id  # type: ignore[union-attr]
-        self._apply(tx, bucket, _object_counts(old), _object_counts(new))
+        self._apply(tx, bucket, object_counts(old), object_counts(new))
 
     def on_mpu(self, tx: Transaction, old: MultipartUpload | None,
                new: MultipartUpload | None) -> None:

@@ -19,12 +19,14 @@ from ..table.queue import InsertQueueWorker
 from ..table.replication import FullCopy, Sharded
 from ..table.table import Table
 from ..util.background import BackgroundRunner
+from ..util.clock import OFFSET_ENV, SYSTEM_CLOCK
 from ..util.config import Config
 from .bucket_table import Bucket, BucketSchema
 from .counters import BucketCounters
 from .helpers.errors import NoSuchBucketErr
 from .key_table import BucketAlias, BucketAliasSchema, Key, KeySchema
 from .s3.block_ref_table import BlockRef, BlockRefSchema
+from .s3.lifecycle_worker import LifecycleWorker
 from .s3.mpu_table import MpuSchema, MultipartUpload
 from .s3.object_table import ABORTED, UPLOADING, Object, ObjectSchema, ObjectVersion
 from .s3.version_table import Version, VersionSchema
@@ -133,6 +135,10 @@ class Garage:
         for t in self.tables:
             self.runner.spawn(InsertQueueWorker(t))
         self.runner.spawn(BlockGcWorker(self.block_manager))
+        if SYSTEM_CLOCK.offset_ms:
+            log.warning("%s is set: this node's clock is shifted by %d s (for tests only)",
+                        OFFSET_ENV, SYSTEM_CLOCK.offset_ms // 1000)
+        self.runner.spawn(LifecycleWorker(self))
 
     async def shutdown(self) -> None:
         await self.runner.shutdown()

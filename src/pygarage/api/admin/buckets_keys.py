@@ -43,7 +43,7 @@ async def bucket_info(g: Garage, b: Bucket) -> dict[str, Any]:
                      "permissions": _perm(tuple(perm)),  # type: ignore[arg-type]
                      "bucketLocalAliases": [a for a, (_, t) in k.local_aliases.items()
                                             if t == b.id.hex()]})
-    c = g.counters.get(b.id)
+    c = await BucketHelper(g).usage(b.id)
     web = b.website[1]
     quotas = b.quotas[1] or {}
     return {"id": b.id.hex(), "created": msec_to_rfc3339(b.created),
@@ -156,8 +156,8 @@ async def _call(g: Garage, ep: str, q: dict[str, str], body: Any) -> Any:
                 await bh.set_website(b, None)
         if body.get("quotas") is not None:
             qt = body["quotas"]
-            await bh.set_quotas(await bh.get_existing(b.id), qt.get("maxSize"),
-                                qt.get("maxObjects"))
+            await bh.set_quotas(await bh.get_existing(b.id), _quota(qt, "maxSize"),
+                                _quota(qt, "maxObjects"))
         return await bucket_info(g, await bh.get_existing(b.id))
     if ep in ("AllowBucketKey", "DenyBucketKey"):
         b = await bh.get_existing(_hex(body.get("bucketId")))
@@ -218,6 +218,18 @@ async def _call(g: Garage, ep: str, q: dict[str, str], body: Any) -> Any:
         await kh.delete(await _find_key(g, q))
         return {}
     raise AdminError(400, "InvalidRequest", f"unknown admin endpoint: {ep}")
+
+
+MAX_U64 = 2**64 - 1
+
+
+def _quota(qt: dict[str, Any], name: str) -> int | None:
+    """A quota is absent (null: no limit) or a u64, as in Garage."""
+    v = qt.get(name)
+    if v is not None and not 0 <= v <= MAX_U64:
+        raise bad_request(f"body.quotas.{name} must be null or an integer between 0 and "
+                          f"{MAX_U64}")
+    return v if v is None else int(v)
 
 
 def _hex(v: Any) -> bytes:

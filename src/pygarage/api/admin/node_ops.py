@@ -60,8 +60,12 @@ def list_workers(g: Garage, body: dict[str, Any]) -> list[dict[str, Any]]:
                                   if info.last_error else None),
                     "tranquility": None, "progress": st.get("progress"),
                     "queueLength": st.get("queueLength"), "persistentErrors": None,
-                    "freeform": []})
+                    "freeform": _freeform(st.get("freeform"))})
     return out
+
+
+def _freeform(lines: object) -> list[str]:
+    return [str(x) for x in lines] if isinstance(lines, list) else []
 
 
 def multi(g: Garage, fn: Any, *args: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
 from ..common.wire import printable
 from . import bucket as bucket_ep
-from . import copy_object, delete, get, listing_api, multipart, put, xml
+from . import copy_object, delete, get, lifecycle, listing_api, multipart, put, xml
 from .body import Body
 from .context import ReqCtx
 from .router import Endpoint, route, split_path
@@ -39,10 +39,12 @@ READ_ENDPOINTS = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2",
                   "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl"}
 OWNER_ENDPOINTS = {"DeleteBucket", "GetBucketWebsite", "PutBucketWebsite",
                    "DeleteBucketWebsite", "GetBucketCors", "PutBucketCors", "DeleteBucketCors"}
+OWNER_ENDPOINTS |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLifecycle"}
 IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "ListBuckets", "CreateBucket", "DeleteBucket", "PutObject", "CopyObject", "DeleteObject",
     "DeleteObjects", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
     "CompleteMultipartUpload", "AbortMultipartUpload"}
+IMPLEMENTED |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLifecycle"}
 
 
 _CONDITIONAL_WRITES = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
@@ -230,6 +232,8 @@ class S3ApiServer:
             "UploadPartCopy": lambda: multipart.handle_upload_part_copy(ctx),
             "AbortMultipartUpload": lambda: multipart.handle_abort(ctx),
             "ListParts": lambda: multipart.handle_list_parts(ctx),
+            "GetBucketLifecycle": lambda: lifecycle.handle_get(ctx),
+            "DeleteBucketLifecycle": lambda: lifecycle.handle_delete(ctx),
         }
         if n in simple:
             return await simple[n]()
@@ -243,6 +247,8 @@ class S3ApiServer:
             return await bucket_ep.handle_create_bucket(ctx, await xml_body())
         if n == "DeleteObjects":
             return await delete.handle_delete_objects(ctx, await xml_body())
+        if n == "PutBucketLifecycle":
+            return await lifecycle.handle_put(ctx, await xml_body())
         if n == "CompleteMultipartUpload":
             return await multipart.handle_complete(ctx, await xml_body())
         if n in ("PutObject", "UploadPart"):

@@ -28,6 +28,7 @@ from .context import ReqCtx
 from .listing_api import decode_copy_source
 from .meta import headers_to_store
 from .names import check_object_key
+from .quotas import check_quotas
 
 
 async def resolve_copy_source(ctx: ReqCtx) -> tuple[bytes, Object, ObjectVersion]:
@@ -76,6 +77,7 @@ async def handle_copy_object(ctx: ReqCtx) -> web.Response:
                             check_header_value(redirect, "x-amz-website-redirect-location")))
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
+    await check_quotas(ctx, src.meta.size, existing)
     vid = gen_uuid()
     meta = ObjectMeta(src.meta.size, src.meta.etag, headers, src.meta.checksum, src.meta.parts)
     if src.kind == INLINE:

@@ -49,6 +49,7 @@ from .put import (
     verify_body_checksums,
     write_blocks,
 )
+from .quotas import check_quotas
 
 XML = "application/xml"
 MIN_PART_SIZE = 5 * 1024 * 1024
@@ -278,6 +279,13 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
                 declared[1].rsplit("-", 1)[0] != checksum[1].rsplit("-", 1)[0]:
             raise errors.BadDigest(f"The {declared[0].upper()} you specified did not match "
                                    "the calculated checksum.")
+    try:
+        await check_quotas(ctx, size, obj)
+    except errors.AccessDenied:
+        # As Garage: the upload is aborted (its parts freed), not left to retry.
+        await ctx.garage.object_table.insert(Object(ctx.bucket_id, ctx.key, [
+            ObjectVersion(v.uuid, v.timestamp, ABORTED, multipart=True)]))
+        raise
     # Gather blocks, renumbering the parts 1..N.
     blocks: dict[tuple[int, int], VersionBlock] = {}
     for new_n, part in enumerate(chosen, start=1):

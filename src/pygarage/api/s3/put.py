@@ -40,6 +40,7 @@ from ..common.signature import checksum as ck
 from .context import ReqCtx
 from .meta import headers_to_store
 from .names import check_object_key
+from .quotas import check_quotas
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
             await asyncio.to_thread(summer.update, first)
             w = Written(len(first), summer.result(), None, first)
             checksum = verify_body_checksums(ctx, w, trailers(), declared)
+            await check_quotas(ctx, w.size, existing)
             meta = ObjectMeta(w.size, _etag(w), stored, checksum)
             done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=first)
             await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
@@ -209,7 +211,7 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
         if not more:
             async with g.block_manager.ram_buffer.hold(len(first)):  # block_ram_buffer_max
                 return await _put_one_block(ctx, vid, ts, stored, summer, first,
-                                            trailers, declared)
+                                            trailers, declared, existing)
         read = _prepend(more, read)
 
     uploading = ObjectVersion(vid, ts, UPLOADING, upload_headers=stored,
@@ -220,6 +222,7 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
         size, first_hash = await write_blocks(g, vid, 0, read, summer, first)
         w = Written(size, summer.result(), first_hash, None)
         checksum = verify_body_checksums(ctx, w, trailers(), declared)
+        await check_quotas(ctx, w.size, existing)
     except BaseException:
         await _abort(g, ctx.bucket_id, ctx.key, uploading)
         raise
@@ -241,7 +244,8 @@ def _prepend(data: bytes, read: Reader) -> Reader:
 async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[str, str]],
                          summer: ck.Checksummer, data: bytes,
                          trailers: Callable[[], dict[str, str]],
-                         declared: tuple[str, str] | None) -> web.StreamResponse:
+                         declared: tuple[str, str] | None,
+                         existing: Object | None) -> web.StreamResponse:
     """The whole body is one block, already read: checksums are verified before anything is
     written, and no Uploading object entry is needed, since nothing is visible before the
     Complete one. Block reference, block, version with its block, then the object; a failure
@@ -259,6 +263,7 @@ async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[st
         h, block = await asyncio.to_thread(sum_and_pack)
     w = Written(len(data), summer.result(), h, None)
     checksum = verify_body_checksums(ctx, w, trailers(), declared)
+    await check_quotas(ctx, w.size, existing)
     try:
         # Reference first, then write: GC never deletes a block between the two.
         await g.block_ref_table.insert(BlockRef(h, vid))

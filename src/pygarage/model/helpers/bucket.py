@@ -156,6 +156,16 @@ class BucketHelper:
         b.cors = lww_update(b.cors, now_msec(), rules)
         await self.g.bucket_table.insert(b)
 
+    async def set_lifecycle(self, b: Bucket, rules: list[dict[str, Any]] | None) -> None:
+        b.lifecycle = lww_update(b.lifecycle, now_msec(), rules)
+        await self.g.bucket_table.insert(b)
+
+    async def usage(self, bucket_id: bytes) -> dict[str, int]:
+        """The bucket's counters (objects, bytes, unfinished uploads...): the one place
+        quotas and bucket info read them. Exact with one node, where the local count is the
+        bucket's count; a cluster will sum the per-node counts here."""
+        return self.g.counters.get(bucket_id)
+
     async def set_quotas(self, b: Bucket, max_size: int | None, max_objects: int | None) -> None:
         b.quotas = lww_update(b.quotas, now_msec(),
                               {"max_size": max_size, "max_objects": max_objects})
