@@ -28,7 +28,7 @@ from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.signature import checksum as ck
 from ..common.wire import parse_part_number, parse_uint
-from . import xml
+from . import encryption, xml
 from .context import ReqCtx
 from .copy_object import resolve_copy_source
 from .get import stream_blocks
@@ -73,6 +73,9 @@ async def handle_create(ctx: ReqCtx) -> web.Response:
     g = ctx.garage
     check_object_key(ctx.key)
     stored = headers_to_store(ctx.headers, list(ctx.headers.items()))
+    sse = encryption.for_write(ctx.headers)
+    if sse is not None:  # each part is encrypted with the key given again on UploadPart
+        stored.append(sse.stored_header())
     algo = ck.requested_algorithm({k.lower(): v for k, v in ctx.headers.items()})
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
@@ -83,6 +86,7 @@ async def handle_create(ctx: ReqCtx) -> web.Response:
     await g.version_table.insert(Version(uid, backlink=("mpu", uid)))
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [v]))
     headers = {"x-amz-checksum-algorithm": algo.upper()} if algo else {}
+    headers.update(encryption.response_headers(sse))
     return web.Response(body=xml.initiate_multipart_xml(ctx.bucket_name or "", ctx.key,
                                                         uid.hex()),
                         content_type=XML, headers=headers)
@@ -93,12 +97,14 @@ def _part_number(ctx: ReqCtx) -> int:
 
 
 async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
-                      ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums]:
+                      ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums,
+                                 encryption.Sealed | None]:
     """Store a part's blocks under a new part version; -> (mpu, number, version, ts, size,
-    checksums). The part only counts once _finish_part records its ETag."""
+    checksums, SSE-C encryption). The part only counts once _finish_part records its ETag."""
     g = ctx.garage
     pn = _part_number(ctx)
-    mpu, _, _ = await _load(ctx)
+    mpu, _, upload = await _load(ctx)
+    sse = encryption.for_part(ctx.headers, upload.upload_headers)
     first = await read(g.config.block_size)
     if not first:
         raise errors.InvalidRequest("empty part body")
@@ -109,8 +115,9 @@ async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
                                              parts={(pn, ts): MpuPart(part_version)}))
     await g.version_table.insert(Version(part_version, backlink=("mpu", mpu.upload_id)))
     summer = new_checksummer(ctx, algo)
-    size, _ = await write_blocks(g, part_version, pn, read, summer, first)
-    return mpu, pn, part_version, ts, size, summer.result()
+    size, _ = await write_blocks(g, part_version, pn, read, summer, first,
+                                 pack=sse.pack if sse is not None else None)
+    return mpu, pn, part_version, ts, size, summer.result(), sse
 
 
 async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts: int,
@@ -123,13 +130,13 @@ async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts
 async def handle_upload_part(ctx: ReqCtx, read: Reader,
                              trailers: Callable[[], dict[str, str]]) -> web.Response:
     algo, declared = checksum_algo_for(ctx)
-    mpu, pn, pv, ts, size, sums = await _store_part(ctx, read, algo)
+    mpu, pn, pv, ts, size, sums, sse = await _store_part(ctx, read, algo)
     checksum = verify_body_checksums(ctx, Written(size, sums, None, None), trailers(),
                                      declared)
     assert sums.md5 is not None
-    etag = sums.md5.hex()
+    etag = encryption.etag(sse, sums.md5)
     await _finish_part(ctx, mpu, pn, pv, ts, size, etag, checksum[1] if checksum else None)
-    headers = {"ETag": f'"{etag}"'}
+    headers = {"ETag": f'"{etag}"', **encryption.response_headers(sse)}
     if checksum:
         headers[f"x-amz-checksum-{checksum[0]}"] = checksum[1]
     return web.Response(headers=headers)
@@ -139,6 +146,7 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
     g = ctx.garage
     _, _, src = await resolve_copy_source(ctx)
     assert src.meta is not None
+    src_sse = encryption.for_read(ctx.headers, src, copy_source=True)
     size = src.meta.size
     rng_hdr = ctx.headers.get("x-amz-copy-source-range")
     start, end = 0, size
@@ -156,7 +164,8 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
             yield data
         source = chunks()
     else:
-        source = stream_blocks(g, src, start, end)
+        source = stream_blocks(g, src, start, end,
+                               decrypt=src_sse.decrypt if src_sse is not None else None)
     buf = bytearray()
     it = source.__aiter__()
     done = False
@@ -172,11 +181,12 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
         del buf[:n]
         return out
 
-    mpu, pn, pv, ts, _size, sums = await _store_part(ctx, read, None)
+    mpu, pn, pv, ts, _size, sums, sse = await _store_part(ctx, read, None)
     assert sums.md5 is not None
-    etag = sums.md5.hex()
+    etag = encryption.etag(sse, sums.md5)
     await _finish_part(ctx, mpu, pn, pv, ts, end - start, etag, None)
-    return web.Response(body=xml.copy_part_xml(etag, ts), content_type=XML)
+    return web.Response(body=xml.copy_part_xml(etag, ts), content_type=XML,
+                        headers=encryption.response_headers(sse))
 
 
 async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
