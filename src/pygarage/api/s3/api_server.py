@@ -33,6 +33,7 @@ from . import (
     multipart,
     object_attributes,
     object_writer,
+    post_object,
     put,
     xml,
 )
@@ -152,6 +153,11 @@ class S3ApiServer:
         info["name"] = endpoint.name
         if endpoint.name == "Options":
             raise errors.NotImplementedErr("CORS is not implemented yet")
+        if endpoint.name == "PostObject" and bucket_name is not None:
+            # Authenticated by the form's signed policy, inside the body.
+            regions = (self.region,) + (("us-east-1",) if not self.strict_region else ())
+            return await post_object.PostObjectHandler(self.garage, regions).handle(
+                request, bucket_name)
         looked_up: list[Key] = []  # the key read for the signature check, read only once
 
         def lookup_secret(key_id: str) -> str | None:
