@@ -303,6 +303,8 @@ def test_broken_multipart(node: GarageNode, s3: Any, bucket: str) -> None:
     r = post(node, bucket, good[: -len(f"--{BOUNDARY}--\r\n") - 2])
     assert r.status == 400
     assert not object_exists(s3, bucket, "broken")
+    log = node.log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "-> 500" not in log
 
 
 def test_no_write_permission(node: GarageNode, other_s3: Any, s3: Any, bucket: str) -> None:

@@ -106,7 +106,10 @@ def file_reader(reader: MultipartReader, part: BodyPartReader,
     async def read(n: int) -> bytes:
         nonlocal done, total
         while len(buf) < n and not done:
-            chunk = await part.read_chunk(_CHUNK)
+            try:
+                chunk = await part.read_chunk(_CHUNK)
+            except Exception as e:  # the body cut short, a part that never ends properly
+                raise errors.IncompleteBody(f"error reading the form's file: {e}") from None
             if not chunk:
                 await skip_rest(reader)
                 done = True
@@ -204,15 +207,9 @@ class PostObjectHandler:
             return (algo, w.checksums.extra[algo]) if algo else None
 
         ctx = self._ctx(request, bucket_name, bucket, key, api_key, auth)
-        try:
-            done = await object_writer.write_object(ctx, key,
-                                                    file_reader(reader, file_part, on_size),
-                                                    stored, sse, summer, verify)
-        except errors.S3Error:
-            raise
-        except (ConnectionError, ValueError, AssertionError) as e:
-            # aiohttp's part reader: a body cut short, or a part that never ends properly.
-            raise errors.IncompleteBody(f"error reading the form's file: {e}") from None
+        done = await object_writer.write_object(ctx, key,
+                                                file_reader(reader, file_part, on_size),
+                                                stored, sse, summer, verify)
         assert done.meta is not None
         return self._response(request, fields, bucket_name, key, done.meta.etag, sse)
 
