@@ -52,6 +52,11 @@ def test_multipart_parts_and_checksum(s3: Any, bucket: str) -> None:
     assert [(p["PartNumber"], p["Size"]) for p in op["Parts"]] == [(1, sizes[0]),
                                                                    (2, sizes[1]),
                                                                    (3, sizes[2])]
+    assert [p["ChecksumSHA256"] for p in op["Parts"]] == [p["ChecksumSHA256"] for p in parts]
+    # A copy keeps them.
+    s3.copy_object(Bucket=bucket, Key="mp2", CopySource={"Bucket": bucket, "Key": "mp"})
+    r2 = s3.get_object_attributes(Bucket=bucket, Key="mp2", ObjectAttributes=["ObjectParts"])
+    assert r2["ObjectParts"]["Parts"] == op["Parts"]
     page = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts"],
                                     MaxParts=1, PartNumberMarker=1)["ObjectParts"]
     assert [p["PartNumber"] for p in page["Parts"]] == [2]

@@ -82,7 +82,8 @@ async def handle_copy_object(ctx: ReqCtx) -> web.Response:
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
     vid = gen_uuid()
-    meta = ObjectMeta(src.meta.size, src.meta.etag, headers, src.meta.checksum, src.meta.parts)
+    meta = ObjectMeta(src.meta.size, src.meta.etag, headers, src.meta.checksum, src.meta.parts,
+                      src.meta.part_checksums)
     if src.kind == INLINE:
         done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=src.inline)
     else:

@@ -229,7 +229,9 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
     size = sum(p.size or 0 for p in chosen)
     first = blocks[min(blocks)].hash
     done = ObjectVersion(v.uuid, v.timestamp, COMPLETE, multipart=True, kind=FIRST_BLOCK,
-                         meta=ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen)),
+                         meta=ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen),
+                                         [p.checksum or "" for p in chosen] if checksum
+                                         else None),
                          first_block=first)
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
     await g.mpu_table.insert(MultipartUpload(mpu.upload_id, mpu.bucket_id, mpu.key,

@@ -38,12 +38,20 @@ def checksum_xml(checksum: tuple[str, str]) -> str:
               _t("ChecksumType", "COMPOSITE" if composite else "FULL_OBJECT"))
 
 
-def parts_xml(sizes: list[tuple[int, int]], marker: int, max_parts: int) -> str:
-    """sizes: (part number, size) of every part, ascending."""
+def parts_xml(sizes: list[tuple[int, int]], marker: int, max_parts: int,
+              checksums: tuple[str, list[str]] | None = None) -> str:
+    """sizes: (part number, size) of every part, ascending; checksums: (algorithm, each
+    part's checksum in part order), if the upload had an algorithm."""
     after = [(n, s) for n, s in sizes if n > marker]
     page = after[:max_parts]
     truncated = len(after) > max_parts
-    items = [_e("Part", _t("PartNumber", n), _t("Size", s)) for n, s in page]
+
+    def part_checksum(n: int) -> str:
+        if checksums is None or not 0 < n <= len(checksums[1]):
+            return ""
+        return _t(_checksum_tag(checksums[0]), checksums[1][n - 1] or None)
+    items = [_e("Part", part_checksum(n), _t("PartNumber", n), _t("Size", s))
+             for n, s in page]
     return _e("ObjectParts", _t("PartsCount", len(sizes)),
               _t("PartNumberMarker", marker), _t("NextPartNumberMarker",
                                                    page[-1][0] if page else marker),
@@ -60,7 +68,9 @@ def attributes_xml(v: ObjectVersion, names: set[str],
     if "Checksum" in names and v.meta.checksum:
         out.append(checksum_xml(v.meta.checksum))
     if "ObjectParts" in names and part_sizes is not None:
-        out.append(parts_xml(part_sizes, marker, max_parts))
+        checksums = (v.meta.checksum[0], v.meta.part_checksums) \
+            if v.meta.checksum and v.meta.part_checksums else None
+        out.append(parts_xml(part_sizes, marker, max_parts, checksums))
     if "StorageClass" in names:
         out.append(_t("StorageClass", "STANDARD"))
     if "ObjectSize" in names:
