@@ -116,7 +116,7 @@ def test_filename_metadata_and_statuses(node: GarageNode, s3: Any, bucket: str) 
     assert r.status == 201, r.body
     assert r.text("Key") == "up/report 1.txt" and r.text("Bucket") == bucket
     assert r.text("ETag") == f'"{hashlib.md5(b"form data").hexdigest()}"'
-    assert r.text("Location", ).endswith(f"/{bucket}/up/report%201.txt")
+    assert r.text("Location").endswith(f"/{bucket}/up/report%201.txt")
     got = s3.get_object(Bucket=bucket, Key="up/report 1.txt")
     assert got["Body"].read() == b"form data"
     assert got["ContentType"] == "text/plain" and got["Metadata"] == {"color": "blue"}
