@@ -197,7 +197,6 @@ UNIMPLEMENTED = [
     ("GET", "", "logging", b""),
     ("GET", "/obj", "retention", b""),
     ("GET", "/obj", "legal-hold", b""),
-    ("GET", "/obj", "attributes", b""),
     ("POST", "/obj", "select&select-type=2", b"<x/>"),
     ("POST", "/obj", "restore", b"<x/>"),
     ("PUT", "", "versioning", b"<VersioningConfiguration><Status>Enabled</Status>"

@@ -24,7 +24,20 @@ from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
 from ..common.wire import printable
 from . import bucket as bucket_ep
-from . import copy_object, delete, get, lifecycle, listing_api, multipart, put, xml
+from . import (
+    copy_object,
+    delete,
+    encryption,
+    get,
+    lifecycle,
+    listing_api,
+    multipart,
+    object_attributes,
+    object_writer,
+    post_object,
+    put,
+    xml,
+)
 from .body import Body
 from .context import ReqCtx
 from .router import Endpoint, route, split_path
@@ -34,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_XML_BODY = 4 * 1024 * 1024
 MAX_PUT_SIZE = 5 * 1024**3  # AWS's limit for one PUT (and one part)
 
-READ_ENDPOINTS = {"GetObject", "HeadObject", "ListObjects", "ListObjectsV2",
+READ_ENDPOINTS = {"GetObject", "HeadObject", "GetObjectAttributes", "ListObjects", "ListObjectsV2",
                   "ListObjectVersions", "ListMultipartUploads", "ListParts", "HeadBucket",
                   "GetBucketLocation", "GetBucketVersioning", "GetBucketAcl"}
 OWNER_ENDPOINTS = {"DeleteBucket", "GetBucketWebsite", "PutBucketWebsite",
@@ -48,8 +61,6 @@ IMPLEMENTED |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLifecyc
 
 
 _CONDITIONAL_WRITES = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
-_SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm",
-                  "x-amz-copy-source-server-side-encryption-customer-algorithm")
 
 
 class S3ApiServer:
@@ -145,6 +156,11 @@ class S3ApiServer:
         info["name"] = endpoint.name
         if endpoint.name == "Options":
             raise errors.NotImplementedErr("CORS is not implemented yet")
+        if endpoint.name == "PostObject" and bucket_name is not None:
+            # Authenticated by the form's signed policy, inside the body.
+            regions = (self.region,) + (("us-east-1",) if not self.strict_region else ())
+            return await post_object.PostObjectHandler(self.garage, regions).handle(
+                request, bucket_name)
         looked_up: list[Key] = []  # the key read for the signature check, read only once
 
         def lookup_secret(key_id: str) -> str | None:
@@ -173,10 +189,6 @@ class S3ApiServer:
         ctx = ReqCtx(self.garage, request, endpoint, query, api_key, auth, bucket_name)
         if unsupported is not None:
             raise unsupported
-        if any(h in request.headers for h in _SSE_C_HEADERS):
-            # Never ignore it: the client believes the data is encrypted with its key.
-            raise errors.NotImplementedErr("SSE-C (customer-provided encryption keys) is not "
-                                           "implemented by pygarage yet")
         if endpoint.name not in IMPLEMENTED:
             raise errors.NotImplementedErr(f"{endpoint.name} is not implemented by pygarage")
         if endpoint.name in _CONDITIONAL_WRITES and any(
@@ -226,6 +238,8 @@ class S3ApiServer:
             "ListMultipartUploads": lambda: listing_api.handle_list_multipart_uploads(ctx),
             "GetObject": lambda: get.handle_get_object(ctx, head=False),
             "HeadObject": lambda: get.handle_get_object(ctx, head=True),
+            "GetObjectAttributes":
+                lambda: object_attributes.handle_get_object_attributes(ctx),
             "CopyObject": lambda: copy_object.handle_copy_object(ctx),
             "DeleteObject": lambda: delete.handle_delete_object(ctx),
             "CreateMultipartUpload": lambda: multipart.handle_create(ctx),
@@ -259,6 +273,10 @@ class S3ApiServer:
                 raise errors.EntityTooLarge(f"a single upload is limited to {MAX_PUT_SIZE} "
                                             "bytes: use a multipart upload")
         if n == "PutObject":
+            sse = encryption.for_write(ctx.headers)
+            if sse is not None:
+                return await object_writer.put_encrypted(ctx, body.read, lambda: body.trailers,
+                                                         sse)
             return await put.handle_put_object(ctx, body.read, lambda: body.trailers)
         if n == "UploadPart":
             return await multipart.handle_upload_part(ctx, body.read, lambda: body.trailers)

@@ -22,12 +22,13 @@ from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.wire import check_header_value
-from . import xml
+from . import encryption, xml
 from .conditions import check_conditions
 from .context import ReqCtx
 from .listing_api import decode_copy_source
 from .meta import headers_to_store
 from .names import check_object_key
+from .object_writer import copy_reencrypt
 from .quotas import check_quotas
 
 
@@ -61,8 +62,10 @@ async def handle_copy_object(ctx: ReqCtx) -> web.Response:
     directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("x-amz-metadata-directive must be COPY or REPLACE")
+    src_sse = encryption.for_read(ctx.headers, src, copy_source=True)
+    dst_sse = encryption.for_write(ctx.headers)
     same = src_bid == ctx.bucket_id and src_obj.key == ctx.key
-    if same and directive == "COPY":
+    if same and directive == "COPY" and src_sse is None and dst_sse is None:
         raise errors.InvalidRequest(
             "This copy request is illegal because it is trying to copy an object to itself "
             "without changing the object's metadata, storage class, website redirect "
@@ -75,11 +78,14 @@ async def handle_copy_object(ctx: ReqCtx) -> web.Response:
         if redirect:
             headers.append(("x-amz-website-redirect-location",
                             check_header_value(redirect, "x-amz-website-redirect-location")))
+    if src_sse is not None or dst_sse is not None:
+        return await copy_reencrypt(ctx, src, src_sse, dst_sse, headers)
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
     ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
     await check_quotas(ctx, src.meta.size, existing)
     vid = gen_uuid()
-    meta = ObjectMeta(src.meta.size, src.meta.etag, headers, src.meta.checksum, src.meta.parts)
+    meta = ObjectMeta(src.meta.size, src.meta.etag, headers, src.meta.checksum, src.meta.parts,
+                      src.meta.part_checksums)
     if src.kind == INLINE:
         done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=src.inline)
     else:

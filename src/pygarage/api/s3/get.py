@@ -4,7 +4,7 @@ checksums on request; block data streamed with a small read-ahead, never whole i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from ...model.s3.object_table import Object, ObjectVersion
 from ...model.s3.version_table import Version
 from ..common import errors
 from ..common.wire import check_header_value, parse_part_number
+from . import encryption
 from .conditions import check_conditions, content_range, http_date, parse_range
 from .context import ReqCtx
 from .meta import response_headers
@@ -82,6 +83,7 @@ async def part_range(g: Garage, v: ObjectVersion, part_number: int) -> tuple[int
 async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
     _, v = await load_current(ctx)
     assert v.meta is not None
+    sse = encryption.for_read(ctx.headers, v)
     lower = {k.lower(): val for k, val in ctx.headers.items()}
     try:
         check_conditions(lower, v.meta.etag, v.timestamp)
@@ -89,6 +91,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         return web.Response(status=304, headers={"ETag": f'"{v.meta.etag}"',
                                                   "Last-Modified": http_date(v.timestamp)})
     headers = object_headers(ctx, v)
+    headers.update(encryption.response_headers(sse))
     size = v.meta.size
     pn = ctx.query.get("partNumber")
     rng: tuple[int, int] | None
@@ -117,7 +120,8 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         return web.Response(status=status, headers=headers)
     if v.inline is not None:
         return web.Response(status=status, headers=headers, body=v.inline[start:end])
-    chunks = stream_blocks(ctx.garage, v, start, end)
+    chunks = stream_blocks(ctx.garage, v, start, end,
+                           decrypt=sse.decrypt if sse is not None else None)
     # Fetch the first block before sending headers: if it is missing or corrupted, the
     # client gets a clean error instead of a cut stream.
     first = await anext(chunks, b"") if end > start else b""
@@ -134,11 +138,17 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
     return resp
 
 
-async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int
+async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int,
+                        decrypt: Callable[[bytes], bytes] | None = None
                         ) -> AsyncGenerator[bytes, None]:
     """Yield bytes [start, end) of a block-stored version, fetching a few blocks ahead.
     A failure mid-stream raises: the server then cuts the connection, so the client never
-    mistakes a truncated body for a complete one."""
+    mistakes a truncated body for a complete one. An SSE-C version needs `decrypt`
+    (from encryption.for_read, which checked the key): its blocks are never served raw."""
+    if decrypt is None and encryption.is_encrypted(v):
+        raise errors.InvalidRequest("The object was stored using a form of Server Side "
+                                    "Encryption. The correct parameters must be provided "
+                                    "to retrieve the object.")
     ver: Version | None = await g.version_table.get(v.uuid)
     if ver is None or ver.deleted:
         raise errors.InternalError("object data is gone")
@@ -158,6 +168,8 @@ async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int
                 pending.append(asyncio.ensure_future(g.block_manager.get_block(wanted[i][0])))
                 i += 1
             data = await pending.pop(0)
+            if decrypt is not None:
+                data = await asyncio.to_thread(decrypt, data)
             _, skip, take = wanted[i - len(pending) - 1]
             yield data[skip:take] if (skip, take) != (0, len(data)) else data
     finally:

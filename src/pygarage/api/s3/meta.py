@@ -65,6 +65,8 @@ def response_headers(stored: list[tuple[str, str]]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for name, v in stored:
+        if name.startswith("x-pygarage-"):  # internal (SSE-C's key check): never sent
+            continue
         if name in seen:  # repeated x-amz-meta-* are joined, as S3 does
             i = seen[name]
             out[i] = (name, out[i][1] + "," + v)

@@ -35,7 +35,7 @@ from ...util.ids import gen_uuid
 from ..common import errors
 from ..common.signature import checksum as ck
 from ..common.wire import parse_part_number, parse_uint
-from . import xml
+from . import encryption, xml
 from .context import ReqCtx
 from .copy_object import resolve_copy_source
 from .get import stream_blocks
@@ -111,6 +111,9 @@ async def handle_create(ctx: ReqCtx) -> web.Response:
     g = ctx.garage
     check_object_key(ctx.key)
     stored = headers_to_store(ctx.headers, list(ctx.headers.items()))
+    sse = encryption.for_write(ctx.headers)
+    if sse is not None:  # each part is encrypted with the key given again on UploadPart
+        stored.append(sse.stored_header())
     algo = ck.requested_algorithm({k.lower(): v for k, v in ctx.headers.items()})
     ctype = _checksum_type(ctx, algo)
     existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
@@ -121,9 +124,11 @@ async def handle_create(ctx: ReqCtx) -> web.Response:
     await g.mpu_table.insert(MultipartUpload(uid, ctx.bucket_id, ctx.key, ts))
     await g.version_table.insert(Version(uid, backlink=("mpu", uid)))
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [v]))
+    headers = _checksum_headers(algo, ctype)
+    headers.update(encryption.response_headers(sse))
     return web.Response(body=xml.initiate_multipart_xml(ctx.bucket_name or "", ctx.key,
                                                         uid.hex()),
-                        content_type=XML, headers=_checksum_headers(algo, ctype))
+                        content_type=XML, headers=headers)
 
 
 def _part_number(ctx: ReqCtx) -> int:
@@ -131,13 +136,16 @@ def _part_number(ctx: ReqCtx) -> int:
 
 
 async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
-                      ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums]:
+                      ) -> tuple[MultipartUpload, int, bytes, int, int, ck.Checksums,
+                                 encryption.Sealed | None]:
     """Store a part's blocks under a new part version; -> (mpu, number, version, ts, size,
-    checksums). The part only counts once _finish_part records its ETag. A part may be
-    empty (a multipart upload of an empty object): its version then has no blocks."""
+    checksums, SSE-C encryption). The part only counts once _finish_part records its ETag. A
+    part may be empty (a multipart upload of an empty object): its version then has no
+    blocks."""
     g = ctx.garage
     pn = _part_number(ctx)
-    mpu, _, _ = await _load(ctx)
+    mpu, _, upload = await _load(ctx)
+    sse = encryption.for_part(ctx.headers, upload.upload_headers)
     first = await read(g.config.block_size)
     part_version = gen_uuid()
     # After every earlier upload of this number, so it is the one Complete picks.
@@ -147,8 +155,9 @@ async def _store_part(ctx: ReqCtx, read: Reader, algo: str | None
                                              parts={(pn, ts): MpuPart(part_version)}))
     await g.version_table.insert(Version(part_version, backlink=("mpu", mpu.upload_id)))
     summer = new_checksummer(ctx, algo)
-    size, _ = await write_blocks(g, part_version, pn, read, summer, first)
-    return mpu, pn, part_version, ts, size, summer.result()
+    size, _ = await write_blocks(g, part_version, pn, read, summer, first,
+                                 pack=sse.pack if sse is not None else None)
+    return mpu, pn, part_version, ts, size, summer.result(), sse
 
 
 async def _finish_part(ctx: ReqCtx, mpu: MultipartUpload, pn: int, pv: bytes, ts: int,
@@ -169,16 +178,16 @@ async def handle_upload_part(ctx: ReqCtx, read: Reader,
                 f"Checksum Type mismatch occurred, expected checksum Type: {want}, "
                 f"actual checksum Type: {algo}")
         algo = want  # computed here when the client sends none
-    mpu, pn, pv, ts, size, sums = await _store_part(ctx, read, algo)
+    mpu, pn, pv, ts, size, sums, sse = await _store_part(ctx, read, algo)
     checksum = verify_body_checksums(ctx, Written(size, sums, None, None), trailers(),
                                      declared)
     if want is not None and (checksum is None or checksum[0] != want):
         raise errors.InvalidRequest(  # a trailer naming another algorithm
             f"Checksum Type mismatch occurred, expected checksum Type: {want}")
     assert sums.md5 is not None
-    etag = sums.md5.hex()
+    etag = encryption.etag(sse, sums.md5)
     await _finish_part(ctx, mpu, pn, pv, ts, size, etag, checksum[1] if checksum else None)
-    headers = {"ETag": f'"{etag}"'}
+    headers = {"ETag": f'"{etag}"', **encryption.response_headers(sse)}
     if checksum:
         headers[f"x-amz-checksum-{checksum[0]}"] = checksum[1]
     return web.Response(headers=headers)
@@ -188,6 +197,7 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
     g = ctx.garage
     _, _, src = await resolve_copy_source(ctx)
     assert src.meta is not None
+    src_sse = encryption.for_read(ctx.headers, src, copy_source=True)
     size = src.meta.size
     start, end = copy_source_range(ctx.headers.get("x-amz-copy-source-range"), size)
     _, _, upload = await _load(ctx)
@@ -198,7 +208,8 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
             yield data
         source = chunks()
     else:
-        source = stream_blocks(g, src, start, end)
+        source = stream_blocks(g, src, start, end,
+                               decrypt=src_sse.decrypt if src_sse is not None else None)
     buf = bytearray()
     it = source.__aiter__()
     done = False
@@ -215,13 +226,14 @@ async def handle_upload_part_copy(ctx: ReqCtx) -> web.Response:
         return out
 
     algo = upload.upload_checksum_algo
-    mpu, pn, pv, ts, _size, sums = await _store_part(ctx, read, algo)
+    mpu, pn, pv, ts, _size, sums, sse = await _store_part(ctx, read, algo)
     assert sums.md5 is not None
-    etag = sums.md5.hex()
+    etag = encryption.etag(sse, sums.md5)
     checksum = (algo, sums.extra[algo]) if algo else None
     await _finish_part(ctx, mpu, pn, pv, ts, end - start, etag,
                        checksum[1] if checksum else None)
-    return web.Response(body=xml.copy_part_xml(etag, ts, checksum), content_type=XML)
+    return web.Response(body=xml.copy_part_xml(etag, ts, checksum), content_type=XML,
+                        headers=encryption.response_headers(sse))
 
 
 def copy_source_range(header: str | None, size: int) -> tuple[int, int]:
@@ -300,7 +312,8 @@ async def handle_complete(ctx: ReqCtx, body: bytes) -> web.Response:
                                          backlink=("object", ctx.bucket_id, ctx.key)))
     md5s = b"".join(bytes.fromhex(p.etag or "") for p in chosen)
     etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
-    meta = ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen))
+    meta = ObjectMeta(size, etag, v.upload_headers, checksum, len(chosen),
+                      [p.checksum or "" for p in chosen] if checksum else None)
     # A new timestamp: the last upload to complete wins over other uploads and writes of
     # the key, even those that started after this upload.
     ts = next_timestamp(SYSTEM_CLOCK, obj.newest_timestamp())

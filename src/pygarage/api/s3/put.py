@@ -69,10 +69,15 @@ def new_checksummer(ctx: ReqCtx, algo: str | None) -> ck.Checksummer:
 
 
 async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
-                       summer: ck.Checksummer, first: bytes) -> tuple[int, bytes | None]:
-    """Store blocks of (first + the rest of read()) for `version`; -> (size, first hash)."""
+                       summer: ck.Checksummer, first: bytes,
+                       pack: Callable[[bytes], tuple[bytes, DataBlock]] | None = None
+                       ) -> tuple[int, bytes | None]:
+    """Store blocks of (first + the rest of read()) for `version`; -> (size, first hash).
+    `pack` turns plain data into a block (SSE-C encrypts there); the block manager's by
+    default."""
     bs = garage.config.block_size
     bm = garage.block_manager
+    packer = pack or bm.pack
     loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(MAX_IN_FLIGHT)
     tasks: list[asyncio.Task[bytes]] = []
@@ -91,8 +96,8 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
 
     async def store(data: bytes, off: int, held: int) -> bytes:
         try:
-            h, block = (bm.pack(data) if len(data) < THREAD_MIN
-                        else await asyncio.to_thread(bm.pack, data))
+            h, block = (packer(data) if len(data) < THREAD_MIN
+                        else await asyncio.to_thread(packer, data))
             # Reference first, then write: GC never deletes a block between the two.
             await garage.block_ref_table.insert(BlockRef(h, version))
             await bm.put_block(h, block)

@@ -26,7 +26,7 @@ _UNSUPPORTED_BUCKET = {
 _UNSUPPORTED_OBJECT = {
     "acl": "ObjectAcl", "tagging": "ObjectTagging", "retention": "ObjectRetention",
     "legal-hold": "ObjectLegalHold", "torrent": "ObjectTorrent", "restore": "RestoreObject",
-    "select": "SelectObjectContent", "attributes": "ObjectAttributes",
+    "select": "SelectObjectContent",
 }
 
 
@@ -141,6 +141,8 @@ def _route_object(method: str, q: Mapping[str, str], h: Mapping[str, str],
     if method == "GET":
         if "uploadId" in q:
             return make("ListParts")
+        if "attributes" in q:
+            return make("GetObjectAttributes")
         return make("GetObject")
     if method == "HEAD":
         return make("HeadObject")

@@ -34,15 +34,20 @@ class ObjectMeta:
     headers: list[tuple[str, str]]
     checksum: tuple[str, str] | None = None  # (algo, base64)
     parts: int = 0  # number of parts for multipart objects, 0 for simple puts
+    # Multipart with a checksum algorithm: each part's checksum (base64), for
+    # GetObjectAttributes; in part order.
+    part_checksums: list[str] | None = None
 
     def to_obj(self) -> list[Any]:
-        return [self.size, self.etag, [list(h) for h in self.headers],
-                list(self.checksum) if self.checksum else None, self.parts]
+        o = [self.size, self.etag, [list(h) for h in self.headers],
+             list(self.checksum) if self.checksum else None, self.parts]
+        return o + [self.part_checksums] if self.part_checksums else o  # usual form unchanged
 
     @staticmethod
     def from_obj(o: list[Any]) -> ObjectMeta:
         return ObjectMeta(o[0], o[1], [(a, b) for a, b in o[2]],
-                          (o[3][0], o[3][1]) if o[3] else None, o[4])
+                          (o[3][0], o[3][1]) if o[3] else None, o[4],
+                          list(o[5]) if len(o) > 5 and o[5] else None)
 
 
 @dataclass
