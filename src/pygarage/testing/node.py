@@ -28,6 +28,7 @@ class GarageNode:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.s3_port, self.rpc_port, self.admin_port = free_port(), free_port(), free_port()
+        self.web_port = free_port()
         self.admin_token = secrets.token_hex(16)
         self.config_path = root / "garage.toml"
         rd = f'root_domain = "{root_domain}"' if root_domain else ""
@@ -47,6 +48,10 @@ s3_region = "garage"
 api_bind_addr = "127.0.0.1:{self.s3_port}"
 {rd}
 
+[s3_web]
+bind_addr = "127.0.0.1:{self.web_port}"
+root_domain = ".web.garage.localhost"
+
 [admin]
 api_bind_addr = "127.0.0.1:{self.admin_port}"
 admin_token = "{self.admin_token}"
@@ -57,6 +62,10 @@ admin_token = "{self.admin_token}"
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def web_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def start(self, *args: str, single_node: bool = True) -> None:
         log = open(self.log_path, "ab")

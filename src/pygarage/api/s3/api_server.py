@@ -24,7 +24,7 @@ from ..common import errors
 from ..common.signature.sigv4 import SignedRequest, verify_request
 from ..common.wire import printable
 from . import bucket as bucket_ep
-from . import copy_object, delete, get, listing_api, multipart, put, xml
+from . import copy_object, cors, delete, get, listing_api, multipart, put, website, xml
 from .body import Body
 from .context import ReqCtx
 from .router import Endpoint, route, split_path
@@ -42,7 +42,8 @@ OWNER_ENDPOINTS = {"DeleteBucket", "GetBucketWebsite", "PutBucketWebsite",
 IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "ListBuckets", "CreateBucket", "DeleteBucket", "PutObject", "CopyObject", "DeleteObject",
     "DeleteObjects", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
-    "CompleteMultipartUpload", "AbortMultipartUpload"}
+    "CompleteMultipartUpload", "AbortMultipartUpload", "GetBucketWebsite", "PutBucketWebsite",
+    "DeleteBucketWebsite", "GetBucketCors", "PutBucketCors", "DeleteBucketCors"}
 
 
 _CONDITIONAL_WRITES = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
@@ -142,7 +143,7 @@ class S3ApiServer:
             endpoint, unsupported = Endpoint("NotImplemented", bucket_name, key), e
         info["name"] = endpoint.name
         if endpoint.name == "Options":
-            raise errors.NotImplementedErr("CORS is not implemented yet")
+            return await self._preflight(bucket_name, lower_headers)
         looked_up: list[Key] = []  # the key read for the signature check, read only once
 
         def lookup_secret(key_id: str) -> str | None:
@@ -189,6 +190,8 @@ class S3ApiServer:
             if bucket is None:
                 raise errors.NoSuchBucket()
             ctx.bucket = bucket
+            ctx.response_headers.update(cors.actual_headers(bucket, request.method,
+                                                            lower_headers))
             r, w, o = api_key.permissions(bucket.id)
             allowed = (r if endpoint.name in READ_ENDPOINTS
                        else o if endpoint.name in OWNER_ENDPOINTS else w)
@@ -201,7 +204,19 @@ class S3ApiServer:
             # Only now that the request is authorised: a rejected client never sends its body.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # type: ignore[attr-defined]
-        return await self._dispatch(ctx, endpoint, body)
+        resp = await self._dispatch(ctx, endpoint, body)
+        if not resp.prepared:
+            resp.headers.update(ctx.response_headers)
+        return resp
+
+    async def _preflight(self, bucket_name: str | None,
+                         headers: dict[str, str]) -> web.Response:
+        """CORS preflight: unauthenticated (browsers never sign it), so only a global alias
+        names a bucket here."""
+        bh = BucketHelper(self.garage)
+        bid = await bh.resolve_global(bucket_name) if bucket_name is not None else None
+        bucket = await bh.get(bid) if bid is not None else None
+        return web.Response(status=200, headers=cors.preflight(bucket, headers))
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name
@@ -230,6 +245,10 @@ class S3ApiServer:
             "UploadPartCopy": lambda: multipart.handle_upload_part_copy(ctx),
             "AbortMultipartUpload": lambda: multipart.handle_abort(ctx),
             "ListParts": lambda: multipart.handle_list_parts(ctx),
+            "GetBucketWebsite": lambda: website.handle_get_website(ctx),
+            "DeleteBucketWebsite": lambda: website.handle_delete_website(ctx),
+            "GetBucketCors": lambda: cors.handle_get_cors(ctx),
+            "DeleteBucketCors": lambda: cors.handle_delete_cors(ctx),
         }
         if n in simple:
             return await simple[n]()
@@ -241,6 +260,10 @@ class S3ApiServer:
             return bucket_ep.handle_get_versioning(ctx)
         if n == "CreateBucket":
             return await bucket_ep.handle_create_bucket(ctx, await xml_body())
+        if n == "PutBucketWebsite":
+            return await website.handle_put_website(ctx, await xml_body())
+        if n == "PutBucketCors":
+            return await cors.handle_put_cors(ctx, await xml_body())
         if n == "DeleteObjects":
             return await delete.handle_delete_objects(ctx, await xml_body())
         if n == "CompleteMultipartUpload":

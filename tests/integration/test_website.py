@@ -1,0 +1,290 @@
+"""Static websites: the [s3_web] endpoint, `garage bucket website`, admin websiteAccess and
+S3 Put/Get/DeleteBucketWebsite, against a real server (boto3 and raw HTTP)."""
+
+from __future__ import annotations
+
+import http.client
+import secrets
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from pygarage.testing.node import GarageNode
+
+WEB_ROOT = ".web.garage.localhost"
+
+
+def web_get(node: GarageNode, host: str, path: str = "/", method: str = "GET",
+            headers: dict[str, str] | None = None, body: bytes | None = None
+            ) -> tuple[int, dict[str, str], bytes]:
+    c = http.client.HTTPConnection("127.0.0.1", node.web_port, timeout=10)
+    try:
+        c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        c.putheader("Host", host)
+        for k, v in (headers or {}).items():
+            c.putheader(k, v)
+        if body is not None:
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders(body)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def site(bucket: str) -> str:
+    return bucket + WEB_ROOT
+
+
+def put(s3: Any, bucket: str, key: str, body: bytes, ctype: str = "text/html") -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=ctype)
+
+
+def allow(s3: Any, bucket: str, error: str | None = None, **extra: Any) -> None:
+    conf: dict[str, Any] = {"IndexDocument": {"Suffix": "index.html"}, **extra}
+    if error:
+        conf["ErrorDocument"] = {"Key": error}
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration=conf)
+
+
+def test_cli_website_allow_serves_and_deny_stops(node: GarageNode, s3: Any,
+                                                  bucket: str) -> None:
+    put(s3, bucket, "index.html", b"<h1>home</h1>")
+    put(s3, bucket, "oops.html", b"custom error")
+    assert web_get(node, site(bucket))[0] == 404  # not a website yet
+    out = node.cli("bucket", "website", "--allow", bucket, "--error-document", "oops.html")
+    assert "allowed" in out.stdout
+    status, headers, body = web_get(node, site(bucket))
+    assert (status, body) == (200, b"<h1>home</h1>")
+    assert headers["content-type"] == "text/html"
+    status, _, body = web_get(node, site(bucket), "/missing")
+    assert (status, body) == (404, b"custom error")
+    info = node.cli("bucket", "info", bucket).stdout
+    assert "Website access: true" in info and "oops.html" in info
+    w = s3.get_bucket_website(Bucket=bucket)
+    assert w["IndexDocument"] == {"Suffix": "index.html"}
+    assert w["ErrorDocument"] == {"Key": "oops.html"}
+    node.cli("bucket", "website", "--deny", bucket)
+    assert web_get(node, site(bucket))[0] == 404
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_website(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchWebsiteConfiguration"
+
+
+def test_cli_website_custom_index(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "docs/start.htm", b"start")
+    node.cli("bucket", "website", "--allow", bucket, "--index-document", "start.htm")
+    assert web_get(node, site(bucket), "/docs/")[:3:2] == (200, b"start")
+    r = node.cli("bucket", "website", "--allow", bucket, "--index-document", "a/b.html",
+                 check=False)
+    assert r.returncode != 0 and "/" in r.stderr + r.stdout
+
+
+def test_admin_update_bucket_website_access(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "index.html", b"admin-enabled")
+    bid = node.admin("GetBucketInfo", {"globalAlias": bucket})["id"]
+    info = node.admin("UpdateBucket", {"id": bid}, {"websiteAccess": {
+        "enabled": True, "indexDocument": "index.html", "errorDocument": None}})
+    assert info["websiteAccess"] is True
+    assert web_get(node, site(bucket))[2] == b"admin-enabled"
+    node.admin("UpdateBucket", {"id": bid}, {"websiteAccess": {"enabled": False}})
+    assert web_get(node, site(bucket))[0] == 404
+
+
+def test_host_mapping(node: GarageNode, s3: Any, creds: tuple[str, str]) -> None:
+    name = f"www-{secrets.token_hex(4)}.example.test"
+    node.create_bucket(name, creds[0])
+    put(s3, name, "index.html", b"by-alias")
+    allow(s3, name)
+    # A global alias equal to the host name; port ignored; case-insensitive.
+    assert web_get(node, name)[2] == b"by-alias"
+    assert web_get(node, name.upper() + ":8080")[2] == b"by-alias"
+    assert web_get(node, site(name).upper() + ":3902")[2] == b"by-alias"
+    assert web_get(node, "nope-" + secrets.token_hex(4) + WEB_ROOT)[0] == 404
+    assert web_get(node, "unknown.example.test")[0] == 404
+
+
+def test_unknown_and_non_website_buckets(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "index.html", b"private")
+    status, _, body = web_get(node, site(bucket))
+    assert status == 404 and b"private" not in body
+    status, _, body = web_get(node, site(bucket), "/index.html")
+    assert status == 404 and b"private" not in body
+    assert web_get(node, site("no-such-" + secrets.token_hex(4)))[0] == 404
+
+
+def test_index_and_folder_redirect(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "index.html", b"root")
+    put(s3, bucket, "a b/index.html", b"folder")
+    put(s3, bucket, "file", b"a file")
+    allow(s3, bucket)
+    assert web_get(node, site(bucket), "/")[2] == b"root"
+    assert web_get(node, site(bucket), "/a%20b/")[2] == b"folder"
+    status, headers, _ = web_get(node, site(bucket), "/a%20b")
+    assert status == 302 and headers["location"] == "/a%20b/"
+    assert web_get(node, site(bucket), "/file")[2] == b"a file"
+    # No listings: a folder without an index document is a 404.
+    put(s3, bucket, "noindex/x.txt", b"x")
+    status, _, body = web_get(node, site(bucket), "/noindex/")
+    assert status == 404 and b"x.txt" not in body
+
+
+def test_range_conditionals_head(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "data.txt", b"0123456789", "text/plain")
+    allow(s3, bucket)
+    status, headers, body = web_get(node, site(bucket), "/data.txt",
+                                    headers={"Range": "bytes=2-4"})
+    assert (status, body, headers["content-range"]) == (206, b"234", "bytes 2-4/10")
+    etag = headers["etag"]
+    assert web_get(node, site(bucket), "/data.txt", headers={"If-None-Match": etag})[0] == 304
+    status, _, _ = web_get(node, site(bucket), "/data.txt", headers={"If-Match": '"nope"'})
+    assert status == 412
+    status, headers, body = web_get(node, site(bucket), "/data.txt", "HEAD")
+    assert (status, headers["content-length"], body) == (200, "10", b"")
+    # Query parameters of the S3 API mean nothing here.
+    status, headers, _ = web_get(node, site(bucket),
+                                 "/data.txt?response-content-type=evil%2Fthing")
+    assert status == 200 and headers["content-type"] == "text/plain"
+
+
+def test_error_document(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "err/404.html", b"<p>lost</p>")
+    put(s3, bucket, "small", b"abc", "text/plain")
+    allow(s3, bucket, error="err/404.html")
+    status, headers, body = web_get(node, site(bucket), "/nothing/here")
+    assert (status, body) == (404, b"<p>lost</p>")
+    assert headers["content-type"] == "text/html"
+    # The client's Range was for the missing key: the error document comes whole.
+    status, _, body = web_get(node, site(bucket), "/gone", headers={"Range": "bytes=0-1"})
+    assert (status, body) == (404, b"<p>lost</p>")
+    status, _, body = web_get(node, site(bucket), "/small", headers={"Range": "bytes=10-20"})
+    assert (status, body) == (416, b"<p>lost</p>")
+    status, _, body = web_get(node, site(bucket), "/nothing", "HEAD")
+    assert (status, body) == (404, b"")
+
+
+def test_missing_error_document_and_plain_404(node: GarageNode, s3: Any, bucket: str) -> None:
+    allow(s3, bucket, error="absent.html")
+    status, headers, body = web_get(node, site(bucket), "/x")
+    assert status == 404 and headers["content-type"].startswith("text/plain")
+    allow(s3, bucket)
+    assert web_get(node, site(bucket), "/x")[0] == 404
+
+
+def test_no_writes_no_auth(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "index.html", b"ro")
+    allow(s3, bucket)
+    for method in ("PUT", "POST", "DELETE"):
+        status, headers, _ = web_get(node, site(bucket), "/index.html", method,
+                                     body=b"overwrite")
+        assert status == 405 and "GET" in headers["allow"]
+    assert s3.get_object(Bucket=bucket, Key="index.html")["Body"].read() == b"ro"
+    status, _, _ = web_get(node, site(bucket), "/bad%ff")
+    assert status in (400, 404)
+
+
+def test_put_get_delete_bucket_website_xml(s3: Any, bucket: str) -> None:
+    rules = [{"Condition": {"KeyPrefixEquals": "old/"},
+              "Redirect": {"ReplaceKeyPrefixWith": "new/", "HttpRedirectCode": "301"}},
+             {"Condition": {"HttpErrorCodeReturnedEquals": "404"},
+              "Redirect": {"HostName": "example.org", "Protocol": "https"}}]
+    allow(s3, bucket, error="e.html", RoutingRules=rules)
+    w = s3.get_bucket_website(Bucket=bucket)
+    assert w["IndexDocument"] == {"Suffix": "index.html"}
+    assert w["ErrorDocument"] == {"Key": "e.html"}
+    assert w["RoutingRules"][0] == rules[0]
+    assert w["RoutingRules"][1]["Redirect"] == {"HostName": "example.org", "Protocol": "https",
+                                                "HttpRedirectCode": "302"}
+    s3.delete_bucket_website(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_website(Bucket=bucket)
+    assert e.value.response["Error"]["Code"] == "NoSuchWebsiteConfiguration"
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+        "RedirectAllRequestsTo": {"HostName": "example.com", "Protocol": "https"}})
+    assert s3.get_bucket_website(Bucket=bucket)["RedirectAllRequestsTo"] == {
+        "HostName": "example.com", "Protocol": "https"}
+
+
+@pytest.mark.parametrize("conf, code", [
+    ({"ErrorDocument": {"Key": "e.html"}}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": ""}}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "a/index.html"}}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "i.html"},
+      "RedirectAllRequestsTo": {"HostName": "example.com"}}, "InvalidArgument"),
+    ({"RedirectAllRequestsTo": {"HostName": "example.com", "Protocol": "ftp"}},
+     "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "i.html"}, "RoutingRules": [{"Redirect": {
+        "ReplaceKeyWith": "a", "ReplaceKeyPrefixWith": "b"}}]}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "i.html"}, "RoutingRules": [{"Redirect": {
+        "HttpRedirectCode": "300"}}]}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "i.html"}, "RoutingRules": [{
+        "Condition": {"HttpErrorCodeReturnedEquals": "500"},
+        "Redirect": {"HostName": "x.org"}}]}, "InvalidArgument"),
+    ({"IndexDocument": {"Suffix": "i.html"}, "RoutingRules": [{
+        "Redirect": {"Protocol": "https"}}]}, "InvalidArgument"),
+])
+def test_put_bucket_website_validation(s3: Any, bucket: str, conf: dict[str, Any],
+                                       code: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration=conf)
+    assert e.value.response["Error"]["Code"] == code
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_website_xml_empty_values(raw: Any, bucket: str) -> None:
+    """Values botocore refuses to send: checked by the server all the same."""
+    for body in (b"<WebsiteConfiguration><IndexDocument><Suffix>i.html</Suffix>"
+                 b"</IndexDocument><ErrorDocument><Key></Key></ErrorDocument>"
+                 b"</WebsiteConfiguration>",
+                 b"<WebsiteConfiguration><IndexDocument><Suffix> </Suffix></IndexDocument>"
+                 b"</WebsiteConfiguration>"):
+        r = raw.request("PUT", f"/{bucket}", "website=", body=body)
+        assert (r.status, r.code) == (400, "InvalidArgument"), body
+
+
+def test_website_xml_malformed(raw: Any, bucket: str) -> None:
+    for body in (b"<WebsiteConfiguration><IndexDocument/></WebsiteConfiguration>",
+                 b"<Nope/>", b"<WebsiteConfiguration><Bogus/></WebsiteConfiguration>",
+                 b"not xml"):
+        r = raw.request("PUT", f"/{bucket}", "website=", body=body)
+        assert (r.status, r.code) == (400, "MalformedXML"), body
+
+
+def test_website_needs_owner(node: GarageNode, bucket: str, other_s3: Any) -> None:
+    with pytest.raises(ClientError) as e:
+        allow(other_s3, bucket)
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_redirect_all_requests(node: GarageNode, s3: Any, bucket: str) -> None:
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+        "RedirectAllRequestsTo": {"HostName": "example.com", "Protocol": "https"}})
+    status, headers, _ = web_get(node, site(bucket), "/some/page.html?x=1")
+    assert status == 301 and headers["location"] == "https://example.com/some/page.html?x=1"
+
+
+def test_routing_rules(node: GarageNode, s3: Any, bucket: str) -> None:
+    put(s3, bucket, "new/page.html", b"new page")
+    put(s3, bucket, "spa/index.html", b"single page app")
+    put(s3, bucket, "exists.html", b"here")
+    allow(s3, bucket, RoutingRules=[
+        {"Condition": {"KeyPrefixEquals": "old/"},
+         "Redirect": {"ReplaceKeyPrefixWith": "new/", "HttpRedirectCode": "301"}},
+        {"Condition": {"KeyPrefixEquals": "app/"},
+         "Redirect": {"ReplaceKeyWith": "spa/index.html", "HttpRedirectCode": "200"}},
+        {"Condition": {"HttpErrorCodeReturnedEquals": "404", "KeyPrefixEquals": "ext/"},
+         "Redirect": {"HostName": "example.org", "Protocol": "https"}},
+    ])
+    status, headers, _ = web_get(node, site(bucket), "/old/page.html")
+    assert status == 301 and headers["location"] == "/new/page.html"
+    assert web_get(node, site(bucket), "/new/page.html")[2] == b"new page"
+    status, _, body = web_get(node, site(bucket), "/app/deep/link")
+    assert (status, body) == (200, b"single page app")
+    status, headers, _ = web_get(node, site(bucket), "/ext/missing")
+    assert status == 302 and headers["location"] == "https://example.org/ext/missing"
+    # 404-conditioned rules only apply to missing keys.
+    put(s3, bucket, "ext/present", b"present")
+    assert web_get(node, site(bucket), "/ext/present")[2] == b"present"
+    assert web_get(node, site(bucket), "/elsewhere")[0] == 404
