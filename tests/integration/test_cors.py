@@ -121,6 +121,16 @@ def test_s3_preflight(node: GarageNode, s3: Any, bucket: str) -> None:
     assert status == 200 and headers["access-control-allow-origin"] == ORIGIN
 
 
+def test_s3_preflight_without_global_alias(node: GarageNode) -> None:
+    """As Garage: OPTIONS / allows GET (ListBuckets); a name that is no global alias may be
+    a key's local alias, whose rules are unknown before authentication: allowed."""
+    status, headers, _ = s3_req(node, "OPTIONS", "/", preflight("GET"))
+    assert status == 200 and headers["access-control-allow-origin"] == "*"
+    assert headers["access-control-allow-methods"] == "GET"
+    status, headers, _ = s3_req(node, "OPTIONS", "/not-a-global-alias/k", preflight())
+    assert status == 200 and headers["access-control-allow-methods"] == "*"
+
+
 def test_s3_preflight_bad_requests(node: GarageNode, bucket: str) -> None:
     status, _, body = s3_req(node, "OPTIONS", f"/{bucket}/k",
                              {"Access-Control-Request-Method": "GET"})

@@ -155,7 +155,7 @@ def test_error_document(node: GarageNode, s3: Any, bucket: str) -> None:
     allow(s3, bucket, error="err/404.html")
     status, headers, body = web_get(node, site(bucket), "/nothing/here")
     assert (status, body) == (404, b"<p>lost</p>")
-    assert headers["content-type"] == "text/html"
+    assert headers["content-type"] == "text/html" and headers["x-garage-error"]
     # The client's Range was for the missing key: the error document comes whole.
     status, _, body = web_get(node, site(bucket), "/gone", headers={"Range": "bytes=0-1"})
     assert (status, body) == (404, b"<p>lost</p>")
@@ -168,7 +168,8 @@ def test_error_document(node: GarageNode, s3: Any, bucket: str) -> None:
 def test_missing_error_document_and_plain_404(node: GarageNode, s3: Any, bucket: str) -> None:
     allow(s3, bucket, error="absent.html")
     status, headers, body = web_get(node, site(bucket), "/x")
-    assert status == 404 and headers["content-type"].startswith("text/plain")
+    assert status == 404 and headers["content-type"] == "text/html; charset=utf-8"
+    assert b"<p>" in body
     allow(s3, bucket)
     assert web_get(node, site(bucket), "/x")[0] == 404
 
@@ -288,3 +289,43 @@ def test_routing_rules(node: GarageNode, s3: Any, bucket: str) -> None:
     put(s3, bucket, "ext/present", b"present")
     assert web_get(node, site(bucket), "/ext/present")[2] == b"present"
     assert web_get(node, site(bucket), "/elsewhere")[0] == 404
+
+
+def test_website_redirect_location_object(node: GarageNode, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="moved.html", Body=b"",
+                  WebsiteRedirectLocation="https://example.net/new.html")
+    s3.put_object(Bucket=bucket, Key="local", Body=b"", WebsiteRedirectLocation="/index.html")
+    allow(s3, bucket)
+    status, headers, _ = web_get(node, site(bucket), "/moved.html")
+    assert status == 301 and headers["location"] == "https://example.net/new.html"
+    status, headers, _ = web_get(node, site(bucket), "/local", "HEAD")
+    assert status == 301 and headers["location"] == "/index.html"
+
+
+def test_config_index_default(private_node: GarageNode) -> None:
+    """[s3_web] index: the index document of buckets given website access without one."""
+    cfg = private_node.config_path.read_text()
+    private_node.config_path.write_text(cfg.replace(
+        f'root_domain = "{WEB_ROOT}"', f'root_domain = "{WEB_ROOT}"\nindex = "home.html"'))
+    private_node.start()
+    key_id, secret = private_node.create_key("k")
+    private_node.create_bucket("site", key_id)
+    s3 = private_node.s3(key_id, secret)
+    put(s3, "site", "home.html", b"home page")
+    put(s3, "site", "sub/home.html", b"sub home")
+    private_node.cli("bucket", "website", "--allow", "site")
+    assert web_get(private_node, site("site"), "/")[2] == b"home page"
+    assert s3.get_bucket_website(Bucket="site")["IndexDocument"] == {"Suffix": "home.html"}
+    private_node.cli("bucket", "website", "--allow", "site", "-i", "other.html")
+    assert web_get(private_node, site("site"), "/sub/")[0] == 404
+    bid = private_node.admin("GetBucketInfo", {"globalAlias": "site"})["id"]
+    private_node.admin("UpdateBucket", {"id": bid}, {"websiteAccess": {"enabled": True}})
+    assert web_get(private_node, site("site"), "/sub/")[2] == b"sub home"
+
+
+def test_config_index_refused(private_node: GarageNode) -> None:
+    cfg = private_node.config_path.read_text()
+    private_node.config_path.write_text(cfg.replace(
+        f'root_domain = "{WEB_ROOT}"', f'root_domain = "{WEB_ROOT}"\nindex = "a/b.html"'))
+    with pytest.raises(RuntimeError, match="s3_web.index"):
+        private_node.start()

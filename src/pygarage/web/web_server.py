@@ -4,6 +4,7 @@ conditionals); routing decisions come from pygarage.web.routing (pure)."""
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ class WebServer:
         ctx = WebReadCtx(self.garage, request, bucket.id, key,
                          request.headers if headers is None else headers,
                          response_headers=extra)
-        resp = await get.handle_get_object(ctx, head, status=status)
+        resp = await get.handle_get_object(ctx, head, status=status, website=True)
         if not resp.prepared:
             resp.headers.update(extra)
         return resp
@@ -172,8 +173,12 @@ class WebServer:
         if doc and not head:
             try:
                 # A fresh read: the client's Range or conditionals were for another key.
-                return await self._get(request, bucket, doc, False, status, {},
+                resp = await self._get(request, bucket, doc, False, status, {},
                                        _EMPTY_HEADERS)
+                # As Garage: the error the document stands for, for whoever debugs.
+                if not resp.prepared:
+                    resp.headers["X-Garage-Error"] = _header_safe(message)
+                return resp
             except errors.S3Error as e:
                 log.warning("web: error document of bucket %s unreadable: %s",
                             bucket.id.hex()[:16], logsafe(e))
@@ -184,8 +189,14 @@ def _redirect(r: Redirect) -> web.Response:
     return web.Response(status=r.status, headers={"Location": r.location})
 
 
+def _header_safe(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:200]
+
+
 def _text(status: int, text: str, headers: dict[str, str], method: str) -> web.Response:
+    """Errors are pages for people (as Garage's), not S3 XML."""
     if method == "HEAD":
         return web.Response(status=status, headers=headers)
-    return web.Response(status=status, text=f"{status} {text}\n", headers=headers,
-                        content_type="text/plain")
+    body = f"<!doctype html>\n<title>{status}</title>\n<p>{html.escape(text)}</p>\n"
+    return web.Response(status=status, text=body, headers=headers, content_type="text/html",
+                        charset="utf-8")

@@ -216,7 +216,8 @@ class S3ApiServer:
         bh = BucketHelper(self.garage)
         bid = await bh.resolve_global(bucket_name) if bucket_name is not None else None
         bucket = await bh.get(bid) if bid is not None else None
-        return web.Response(status=200, headers=cors.preflight(bucket, headers))
+        return web.Response(status=200, headers=cors.preflight(bucket, headers,
+                                                               named=bucket_name is not None))
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name

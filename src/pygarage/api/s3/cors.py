@@ -157,10 +157,11 @@ def actual_headers(bucket: Bucket | None, method: str, headers: Mapping[str, str
     return rule_headers(rule, origin) if rule is not None else {}
 
 
-def preflight(bucket: Bucket | None, headers: Mapping[str, str]) -> dict[str, str]:
+def preflight(bucket: Bucket | None, headers: Mapping[str, str], *,
+              named: bool = True) -> dict[str, str]:
     """Headers of the 200 answer to a preflight; raises the S3 error AWS gives otherwise.
-    bucket None: no bucket in the request (ListBuckets) or a name that is no global alias
-    (maybe a key's local alias, unknown before authentication): allowed, as Garage does;
+    bucket None, as Garage: no bucket named (ListBuckets: GET allowed), or a name that is
+    no global alias (maybe a key's local alias, unknown before authentication: allowed);
     the actual answer still carries CORS headers only if the bucket's rules allow it."""
     origin = headers.get("origin")
     if not origin:
@@ -170,11 +171,9 @@ def preflight(bucket: Bucket | None, headers: Mapping[str, str]) -> dict[str, st
         raise BadRequest(f"Invalid Access-Control-Request-Method: {method}")
     req_headers = _requested_headers(headers.get("access-control-request-headers"))
     if bucket is None:
-        h = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": method,
-             "Vary": _VARY}
-        if req_headers:
-            h["Access-Control-Allow-Headers"] = ", ".join(req_headers)
-        return h
+        return {"Access-Control-Allow-Origin": "*", "Vary": _VARY,
+                "Access-Control-Allow-Methods": "*" if named else "GET",
+                "Access-Control-Allow-Headers": "*"}
     if not bucket.cors[1]:
         raise AccessForbidden("CORSResponse: CORS is not enabled for this bucket.")
     rule = find_rule(bucket.cors[1], origin, method, req_headers)

@@ -96,11 +96,16 @@ async def part_range(g: Garage, v: ObjectVersion, part_number: int) -> tuple[int
     return start, end
 
 
-async def handle_get_object(ctx: ReadCtx, head: bool, *, status: int | None = None
-                            ) -> web.StreamResponse:
-    """status: replaces 200 (the web endpoint serves its error document with a 404)."""
+async def handle_get_object(ctx: ReadCtx, head: bool, *, status: int | None = None,
+                            website: bool = False) -> web.StreamResponse:
+    """status: replaces 200 (the web endpoint serves its error document with a 404).
+    website: an object with x-amz-website-redirect-location answers 301 to it."""
     _, v = await load_current(ctx)
     assert v.meta is not None
+    if website:
+        location = dict(v.meta.headers).get("x-amz-website-redirect-location")
+        if location is not None:
+            return web.Response(status=301, headers={"Location": location})
     lower = {k.lower(): val for k, val in ctx.headers.items()}
     try:
         check_conditions(lower, v.meta.etag, v.timestamp)
