@@ -329,3 +329,22 @@ def test_config_index_refused(private_node: GarageNode) -> None:
         f'root_domain = "{WEB_ROOT}"', f'root_domain = "{WEB_ROOT}"\nindex = "a/b.html"'))
     with pytest.raises(RuntimeError, match="s3_web.index"):
         private_node.start()
+
+
+def test_web_endpoint_behind_the_connection_guard(tmp_path: Any) -> None:
+    """The same header deadline as the S3 endpoint: a client that never finishes its
+    headers is closed."""
+    import socket
+    import time
+    n = GarageNode(tmp_path / "guard", extra="http_header_timeout_msec = 1000")
+    n.start()
+    try:
+        s = socket.create_connection(("127.0.0.1", n.web_port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x" + WEB_ROOT.encode() + b"\r\nX-Slow: ")
+        s.settimeout(5)
+        t0 = time.monotonic()
+        assert s.recv(100) == b""
+        assert 0.7 < time.monotonic() - t0 < 3
+        s.close()
+    finally:
+        n.stop()

@@ -33,6 +33,10 @@ class GarageNode:
         self.config_path = root / "garage.toml"
         rd = f'root_domain = "{root_domain}"' if root_domain else ""
         bs = f'block_size = "{block_size}"' if block_size else ""
+        # The website endpoint, unless the caller configures its own.
+        web = "" if "[s3_web]" in extra else (
+            f'[s3_web]\nbind_addr = "127.0.0.1:{self.web_port}"\n'
+            'root_domain = ".web.garage.localhost"\n')
         self.config_path.write_text(f"""
 metadata_dir = "{root / 'meta'}"
 data_dir = "{root / 'data'}"
@@ -48,10 +52,7 @@ s3_region = "garage"
 api_bind_addr = "127.0.0.1:{self.s3_port}"
 {rd}
 
-[s3_web]
-bind_addr = "127.0.0.1:{self.web_port}"
-root_domain = ".web.garage.localhost"
-
+{web}
 [admin]
 api_bind_addr = "127.0.0.1:{self.admin_port}"
 admin_token = "{self.admin_token}"
