@@ -348,3 +348,33 @@ def test_web_endpoint_behind_the_connection_guard(tmp_path: Any) -> None:
         s.close()
     finally:
         n.stop()
+
+
+def test_web_metrics(tmp_path: Any) -> None:
+    """web_request_counter / web_error_counter / web_request_duration, with the host label
+    only under add_host_to_metrics, and only for hosts that name a website."""
+    import urllib.request
+    n = GarageNode(tmp_path / "m")
+    cfg = n.config_path.read_text()
+    n.config_path.write_text(cfg.replace(f'root_domain = "{WEB_ROOT}"',
+                                         f'root_domain = "{WEB_ROOT}"\nadd_host_to_metrics = true'))
+    n.start()
+    try:
+        key_id, secret = n.create_key("k")
+        n.create_bucket("msite", key_id)
+        s3 = n.s3(key_id, secret)
+        put(s3, "msite", "index.html", b"x")
+        allow(s3, "msite")
+        assert web_get(n, site("msite") + ":1234")[0] == 200
+        assert web_get(n, site("msite"), "/nope")[0] == 404
+        assert web_get(n, "random-" + secrets.token_hex(3) + ".example")[0] == 404
+        with urllib.request.urlopen(f"http://127.0.0.1:{n.admin_port}/metrics") as r:
+            text = r.read().decode()
+        assert f'web_request_counter_total{{host="{site("msite")}",method="GET"}} 2.0' in text
+        assert f'web_error_counter_total{{host="{site("msite")}",method="GET",status_code="404"}}' \
+            in text
+        assert 'web_request_counter_total{host="",method="GET"} 1.0' in text  # not a site
+        assert "random-" not in text
+        assert "web_request_duration_bucket" in text
+    finally:
+        n.stop()

@@ -62,14 +62,15 @@ class WebServer:
         self.garage = garage
         assert garage.config.s3_web is not None
         self.root_domain = garage.config.s3_web.root_domain
+        self.host_metrics = garage.config.s3_web.add_host_to_metrics
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start = time.monotonic()
         method = request.method if request.method in _METHODS else "other"
-        metrics.web_requests.labels(method).inc()
+        info = {"host": ""}
         resp: web.StreamResponse
         try:
-            resp = await self._handle(request)
+            resp = await self._handle(request, info)
         except WebError as e:
             resp = _text(e.status, e.text, e.headers, request.method)
         except errors.S3Error as e:
@@ -86,26 +87,36 @@ class WebServer:
             log.exception("web: internal error on %s %s", logsafe(request.method),
                           logsafe(request.path))
             resp = _text(500, "Internal error", {}, request.method)
+        elapsed = time.monotonic() - start
+        host = info["host"] if self.host_metrics else ""
+        metrics.web_requests.labels(method, host).inc()
+        metrics.web_duration.labels(method, host).observe(elapsed)
+        if resp.status >= 400:
+            metrics.web_errors.labels(method, str(resp.status), host).inc()
         log.info("web %s %s %s -> %d (%.1f ms)", logsafe(request.host), logsafe(request.method),
-                 logsafe(request.path), resp.status, (time.monotonic() - start) * 1000)
+                 logsafe(request.path), resp.status, elapsed * 1000)
         if not resp.prepared and request.body_exists and not request.content.is_eof():
             resp.force_close()  # a body nobody reads: the stream is out of sync
         return resp
 
-    async def _bucket(self, request: web.BaseRequest) -> tuple[Bucket, dict[str, Any]]:
+    async def _bucket(self, request: web.BaseRequest, info: dict[str, str]
+                      ) -> tuple[Bucket, dict[str, Any]]:
         host = request.headers.get("host")
         if not host:
             raise WebError(400, "Host header required")
         bh = BucketHelper(self.garage)
-        bid = await bh.resolve_global(host_bucket_name(host, self.root_domain))
+        name = host_bucket_name(host, self.root_domain)
+        bid = await bh.resolve_global(name)
         bucket = await bh.get(bid) if bid is not None else None
         # Unknown and non-website buckets look the same, as in Garage: nothing leaks.
         if bucket is None or bucket.website[1] is None:
             raise WebError(404, "Not found")
+        info["host"] = host_bucket_name(host, None)  # the host name, without the port
         return bucket, bucket.website[1]
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        bucket, conf = await self._bucket(request)
+    async def _handle(self, request: web.BaseRequest,
+                      info: dict[str, str]) -> web.StreamResponse:
+        bucket, conf = await self._bucket(request, info)
         lower = {k.lower(): v for k, v in request.headers.items()}
         if request.method == "OPTIONS":
             return web.Response(status=200, headers=cors.preflight(bucket, lower))
