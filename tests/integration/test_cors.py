@@ -213,3 +213,12 @@ def test_web_endpoint_cors(node: GarageNode, s3: Any, bucket: str) -> None:
     assert headers["access-control-allow-origin"] == "*"
     status, headers, _ = web_get(node, site(bucket), "/")
     assert "access-control-allow-origin" not in headers
+
+
+def test_preflight_undecodable_host(node: GarageNode) -> None:
+    import socket
+    with socket.create_connection(("127.0.0.1", node.s3_port), timeout=10) as s:
+        s.sendall(b"OPTIONS /k HTTP/1.1\r\nHost: \xff\xfe.s3.garage.localhost\r\n"
+                  b"Origin: http://a\r\nAccess-Control-Request-Method: GET\r\n\r\n")
+        head = s.recv(200)
+    assert head.split(b" ", 2)[1] != b"500", head

@@ -378,3 +378,26 @@ def test_web_metrics(tmp_path: Any) -> None:
         assert "web_request_duration_bucket" in text
     finally:
         n.stop()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET / HTTP/1.0\r\n\r\n",                                   # no Host
+    b"GET / HTTP/1.1\r\nHost: [\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: \xff\xfe.web.garage.localhost\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: " + b"a" * 5000 + b"\r\n\r\n",
+    b"GET /%00%ff HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
+    b"GET http://evil/x HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
+    b"BREW / HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
+    b"OPTIONS / HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
+])
+def test_hostile_requests_never_500(node: GarageNode, s3: Any, bucket: str,
+                                    request_bytes: bytes) -> None:
+    import socket
+    put(s3, bucket, "index.html", b"ok")
+    allow(s3, bucket)
+    data = request_bytes.replace(b"x.web.garage.localhost", site(bucket).encode())
+    with socket.create_connection(("127.0.0.1", node.web_port), timeout=10) as s:
+        s.sendall(data)
+        head = s.recv(200)
+    status = int(head.split(b" ", 2)[1])
+    assert 400 <= status < 500, head

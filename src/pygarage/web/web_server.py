@@ -106,7 +106,8 @@ class WebServer:
             raise WebError(400, "Host header required")
         bh = BucketHelper(self.garage)
         name = host_bucket_name(host, self.root_domain)
-        bid = await bh.resolve_global(name)
+        # Bucket names are ASCII; undecodable Host bytes arrive as surrogates.
+        bid = await bh.resolve_global(name) if name.isascii() else None
         bucket = await bh.get(bid) if bid is not None else None
         # Unknown and non-website buckets look the same, as in Garage: nothing leaks.
         if bucket is None or bucket.website[1] is None:

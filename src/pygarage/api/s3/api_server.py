@@ -214,7 +214,9 @@ class S3ApiServer:
         """CORS preflight: unauthenticated (browsers never sign it), so only a global alias
         names a bucket here."""
         bh = BucketHelper(self.garage)
-        bid = await bh.resolve_global(bucket_name) if bucket_name is not None else None
+        # Bucket names are ASCII; undecodable Host bytes arrive as surrogates.
+        bid = await bh.resolve_global(bucket_name) \
+            if bucket_name is not None and bucket_name.isascii() else None
         bucket = await bh.get(bid) if bid is not None else None
         return web.Response(status=200, headers=cors.preflight(bucket, headers,
                                                                named=bucket_name is not None))
