@@ -401,3 +401,20 @@ def test_hostile_requests_never_500(node: GarageNode, s3: Any, bucket: str,
         head = s.recv(200)
     status = int(head.split(b" ", 2)[1])
     assert 400 <= status < 500, head
+
+
+def test_put_website_streaming_body(raw: Any, s3: Any, bucket: str) -> None:
+    """As Garage's test_put_website_streaming: an aws-chunked, chunk-signed body."""
+    from s3helpers import signed_chunked_body, signed_chunked_length
+    data = (b"<WebsiteConfiguration><IndexDocument><Suffix>home.html</Suffix></IndexDocument>"
+            b"<ErrorDocument><Key>err.html</Key></ErrorDocument></WebsiteConfiguration>")
+    sha, chunk = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", 64
+    headers = {"Content-Encoding": "aws-chunked",
+               "x-amz-decoded-content-length": str(len(data)),
+               "Content-Length": str(signed_chunked_length(len(data), chunk))}
+    s = raw.sign("PUT", f"/{bucket}", "website=", headers=headers, payload_hash=sha)
+    r = raw.send("PUT", f"/{bucket}?website=", s.headers, signed_chunked_body(s, data, chunk))
+    assert r.status == 200, r.body
+    w = s3.get_bucket_website(Bucket=bucket)
+    assert (w["IndexDocument"], w["ErrorDocument"]) == ({"Suffix": "home.html"},
+                                                        {"Key": "err.html"})

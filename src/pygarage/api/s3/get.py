@@ -38,6 +38,7 @@ class ReadCtx(Protocol):
     @property
     def key(self) -> str: ...
 
+
 _OVERRIDES = {"response-content-type": "Content-Type",
               "response-content-language": "Content-Language",
               "response-expires": "Expires", "response-cache-control": "Cache-Control",
