@@ -222,3 +222,17 @@ def test_preflight_undecodable_host(node: GarageNode) -> None:
                   b"Origin: http://a\r\nAccess-Control-Request-Method: GET\r\n\r\n")
         head = s.recv(200)
     assert head.split(b" ", 2)[1] != b"500", head
+
+
+def test_delete_cors_and_website_take_effect(node: GarageNode, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="index.html", Body=b"x", ContentType="text/html")
+    s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={
+        "IndexDocument": {"Suffix": "index.html"}})
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": RULES})
+    assert web_get(node, site(bucket), "/", "OPTIONS", headers=preflight("GET"))[0] == 200
+    assert s3_req(node, "OPTIONS", f"/{bucket}/k", preflight())[0] == 200
+    s3.delete_bucket_cors(Bucket=bucket)
+    assert web_get(node, site(bucket), "/", "OPTIONS", headers=preflight("GET"))[0] == 403
+    assert s3_req(node, "OPTIONS", f"/{bucket}/k", preflight())[0] == 403
+    s3.delete_bucket_website(Bucket=bucket)
+    assert web_get(node, site(bucket), "/")[0] == 404
