@@ -418,3 +418,44 @@ def test_put_website_streaming_body(raw: Any, s3: Any, bucket: str) -> None:
     w = s3.get_bucket_website(Bucket=bucket)
     assert (w["IndexDocument"], w["ErrorDocument"]) == ({"Suffix": "home.html"},
                                                         {"Key": "err.html"})
+
+
+def test_unreadable_block_mid_body_cuts_the_connection(tmp_path: Any) -> None:
+    """As on the S3 endpoint: once the status line is out, an error cuts the connection
+    (never a second response inside the body), and the log has no traceback."""
+    import os
+    import socket
+
+    from pygarage.util.ids import block_hash
+    block = 16 * 1024
+    n = GarageNode(tmp_path / "cut", block_size="16KiB")
+    n.start()
+    try:
+        key_id, secret = n.create_key("k")
+        n.create_bucket("cut", key_id)
+        s3 = n.s3(key_id, secret)
+        body = os.urandom(6 * block)
+        s3.put_object(Bucket="cut", Key="big.bin", Body=body)
+        allow(s3, "cut")
+        victim = block_hash(body[4 * block:5 * block]).hex()
+        path = next(p for p in (n.root / "data").rglob("*")
+                    if p.is_file() and p.name.removesuffix(".zst") == victim)
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+        sock = socket.create_connection(("127.0.0.1", n.web_port), timeout=10)
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: cut" + WEB_ROOT.encode() + b"\r\n\r\n")
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        sock.close()
+        head, _, got = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert len(got) < len(body) and got == body[:len(got)]
+        log = n.log_path.read_text(errors="replace")
+        assert "connection cut after" in log and "Traceback" not in log
+    finally:
+        n.stop()

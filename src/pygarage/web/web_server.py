@@ -71,22 +71,8 @@ class WebServer:
         resp: web.StreamResponse
         try:
             resp = await self._handle(request, info)
-        except WebError as e:
-            resp = _text(e.status, e.text, e.headers, request.method)
-        except errors.S3Error as e:
-            resp = _text(e.status, e.message, e.headers, request.method)
-        except GarageError as e:
-            log.warning("web %s %s: %s", logsafe(request.method), logsafe(request.path),
-                        logsafe(e))
-            resp = _text(503, "Service unavailable, retry later", {}, request.method)
-        except ConnectionError:
-            resp = web.Response(status=499)
-        except Exception:
-            if request.writer.output_size > 0:
-                raise  # mid-body: aiohttp cuts the connection
-            log.exception("web: internal error on %s %s", logsafe(request.method),
-                          logsafe(request.path))
-            resp = _text(500, "Internal error", {}, request.method)
+        except Exception as e:
+            resp = self._error_response(request, e)
         elapsed = time.monotonic() - start
         host = info["host"] if self.host_metrics else ""
         metrics.web_requests.labels(method, host).inc()
@@ -98,6 +84,32 @@ class WebServer:
         if not resp.prepared and request.body_exists and not request.content.is_eof():
             resp.force_close()  # a body nobody reads: the stream is out of sync
         return resp
+
+    def _error_response(self, request: web.BaseRequest, e: Exception) -> web.Response:
+        if request.writer.output_size > 0:
+            # Part of the object is out: another response would land inside its body. Cut
+            # the connection; the client sees a short body, never a complete-looking one.
+            log.log(logging.INFO if isinstance(e, ConnectionError) else logging.WARNING,
+                    "web %s %s: connection cut after %d bytes of response: %s",
+                    logsafe(request.method), logsafe(request.path),
+                    request.writer.output_size, logsafe(e))
+            if request.transport is not None:
+                request.transport.abort()
+            request.protocol.force_close()
+            return web.Response(status=500)
+        if isinstance(e, WebError):
+            return _text(e.status, e.text, e.headers, request.method)
+        if isinstance(e, errors.S3Error):
+            return _text(e.status, e.message, e.headers, request.method)
+        if isinstance(e, GarageError):
+            log.warning("web %s %s: %s", logsafe(request.method), logsafe(request.path),
+                        logsafe(e))
+            return _text(503, "Service unavailable, retry later", {}, request.method)
+        if isinstance(e, ConnectionError):
+            return web.Response(status=499)  # the client went away (nginx's code)
+        log.exception("web: internal error on %s %s", logsafe(request.method),
+                      logsafe(request.path))
+        return _text(500, "Internal error", {}, request.method)
 
     async def _bucket(self, request: web.BaseRequest, info: dict[str, str]
                       ) -> tuple[Bucket, dict[str, Any]]:
