@@ -25,6 +25,7 @@ from .net.server import RpcError, RpcServer
 from .util.config import Config, load_config, split_host_port
 from .util.fdlimit import connection_cap, raise_nofile_limit
 from .util.logsafe import SafeFormatter
+from .web.web_server import WebServer
 
 log = logging.getLogger("pygarage")
 
@@ -119,8 +120,8 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
         runners.append(await serve(AdminApiServer(g).handle, config.admin.api_bind_addr,
                                    "admin API", guard))
     if config.s3_web is not None:
-        log.warning("[s3_web] is configured but the website endpoint is not implemented "
-                    "yet in pygarage: it is not started")
+        runners.append(await serve(WebServer(g).handle, config.s3_web.bind_addr,
+                                   "web endpoint", guard))
 
     if default_bucket:
         if not g.system.layout_ready():

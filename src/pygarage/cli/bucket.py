@@ -164,9 +164,9 @@ bucket.add_command(_permission_command(False))
 @click.option(
     "-i",
     "--index-document",
-    default="index.html",
-    show_default=True,
-    help="Document returned for requests ending in `/`.",
+    default=None,
+    help="Document returned for requests ending in `/` [default: the server's [s3_web] "
+    "index, itself index.html by default].",
 )
 @click.option("-e", "--error-document", help="Document returned (with a 404) for missing objects.")
 @click.pass_context
@@ -175,7 +175,7 @@ def bucket_website(
     bucket_name: str,
     allow: bool,
     deny: bool,
-    index_document: str,
+    index_document: str | None,
     error_document: str | None,
 ) -> None:
     """Allow or deny website access to a bucket."""

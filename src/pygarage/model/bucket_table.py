@@ -24,8 +24,9 @@ class Bucket:
     aliases: LwwMap = field(default_factory=dict)           # global alias -> (ts, bool)
     local_aliases: LwwMap = field(default_factory=dict)     # "GKid/alias" -> (ts, bool)
     authorized_keys: LwwMap = field(default_factory=dict)   # key id -> (ts, [r, w, o])
-    website: Lww = (0, None)    # None | {"index": str, "error": str | None}
-    cors: Lww = (0, None)
+    # None | {"index", "error", "redirect_all", "routing_rules"} (see api/s3/website.py)
+    website: Lww = (0, None)
+    cors: Lww = (0, None)       # None | [rule] (see api/s3/cors.py)
     lifecycle: Lww = (0, None)  # None | [LifecycleRule.to_stored()] (model/lifecycle.py)
     quotas: Lww = (0, {"max_size": None, "max_objects": None})  # enforced by api/s3/quotas
 

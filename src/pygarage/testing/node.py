@@ -28,10 +28,15 @@ class GarageNode:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.s3_port, self.rpc_port, self.admin_port = free_port(), free_port(), free_port()
+        self.web_port = free_port()
         self.admin_token = secrets.token_hex(16)
         self.config_path = root / "garage.toml"
         rd = f'root_domain = "{root_domain}"' if root_domain else ""
         bs = f'block_size = "{block_size}"' if block_size else ""
+        # The website endpoint, unless the caller configures its own.
+        web = "" if "[s3_web]" in extra else (
+            f'[s3_web]\nbind_addr = "127.0.0.1:{self.web_port}"\n'
+            'root_domain = ".web.garage.localhost"\n')
         self.config_path.write_text(f"""
 metadata_dir = "{root / 'meta'}"
 data_dir = "{root / 'data'}"
@@ -47,6 +52,7 @@ s3_region = "garage"
 api_bind_addr = "127.0.0.1:{self.s3_port}"
 {rd}
 
+{web}
 [admin]
 api_bind_addr = "127.0.0.1:{self.admin_port}"
 admin_token = "{self.admin_token}"
@@ -57,6 +63,10 @@ admin_token = "{self.admin_token}"
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def web_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def start(self, *args: str, single_node: bool = True) -> None:
         log = open(self.log_path, "ab")

@@ -62,6 +62,8 @@ class WebConfig:
     bind_addr: str
     root_domain: str
     add_host_to_metrics: bool = False
+    # Index document of buckets given website access without one (admin API, CLI).
+    index: str = "index.html"
 
 
 @dataclass(frozen=True)
@@ -246,8 +248,12 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     web = None
     if raw.get("s3_web"):
         w = raw["s3_web"]
+        index = w.get("index", "index.html")
+        if not isinstance(index, str) or not index or "/" in index:
+            raise ConfigError("s3_web.index must be a file name without '/'")
         web = WebConfig(bind_addr=str(w["bind_addr"]), root_domain=str(w.get("root_domain", "")),
-                        add_host_to_metrics=bool(w.get("add_host_to_metrics", False)))
+                        add_host_to_metrics=bool(w.get("add_host_to_metrics", False)),
+                        index=index)
     adm = raw.get("admin", {})
     admin = AdminConfig(
         api_bind_addr=adm.get("api_bind_addr"),

@@ -12,8 +12,14 @@ api_errors = Counter("api_s3_error_counter", "S3 API requests that failed",
                      ["api_endpoint", "status_code"], registry=REGISTRY)
 api_duration = Histogram("api_s3_request_duration", "S3 API request duration (seconds)",
                          ["api_endpoint"], registry=REGISTRY)
-web_requests = Counter("web_request_counter", "Website requests", ["method"],
+# host: "" unless [s3_web] add_host_to_metrics (then only hosts naming a website bucket, so
+# clients cannot grow the label set at will).
+web_requests = Counter("web_request_counter", "Website requests", ["method", "host"],
                        registry=REGISTRY)
+web_errors = Counter("web_error_counter", "Website requests that failed",
+                     ["method", "status_code", "host"], registry=REGISTRY)
+web_duration = Histogram("web_request_duration", "Website request duration (seconds)",
+                         ["method", "host"], registry=REGISTRY)
 block_bytes_written = Counter("block_bytes_written", "Bytes of blocks written to disk",
                               registry=REGISTRY)
 block_bytes_read = Counter("block_bytes_read", "Bytes of blocks read from disk",

@@ -194,7 +194,8 @@ def test_bucket_website() -> None:
     assert res.exit_code == 0, res.output
     assert fake.last("UpdateBucket") == (
         {"id": BID},
-        {"websiteAccess": {"enabled": True, "indexDocument": "index.html", "errorDocument": None}},
+        # No -i: the server picks its [s3_web] index (index.html unless configured).
+        {"websiteAccess": {"enabled": True, "indexDocument": None, "errorDocument": None}},
     )
     args = ["bucket", "website", "--allow", "-i", "home.html", "-e", "err.html", "b"]
     res, fake = invoke(args, STD)

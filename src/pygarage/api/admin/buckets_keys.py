@@ -150,8 +150,13 @@ async def _call(g: Garage, ep: str, q: dict[str, str], body: Any) -> Any:
         if "websiteAccess" in body and body["websiteAccess"] is not None:
             wa = body["websiteAccess"]
             if wa.get("enabled"):
-                await bh.set_website(b, {"index": wa.get("indexDocument") or "index.html",
-                                         "error": wa.get("errorDocument")})
+                web_cfg = g.config.s3_web
+                index = wa.get("indexDocument") or (web_cfg.index if web_cfg else "index.html")
+                if "/" in index:
+                    # As PutBucketWebsite: the suffix is appended to folder paths.
+                    raise bad_request("indexDocument must not contain '/'")
+                await bh.set_website(b, {"index": index, "error": wa.get("errorDocument") or None,
+                                         "redirect_all": None, "routing_rules": []})
             else:
                 await bh.set_website(b, None)
         if body.get("quotas") is not None:

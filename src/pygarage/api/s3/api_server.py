@@ -26,6 +26,7 @@ from ..common.wire import printable
 from . import bucket as bucket_ep
 from . import (
     copy_object,
+    cors,
     delete,
     encryption,
     get,
@@ -36,6 +37,7 @@ from . import (
     object_writer,
     post_object,
     put,
+    website,
     xml,
 )
 from .body import Body
@@ -56,7 +58,8 @@ OWNER_ENDPOINTS |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLif
 IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "ListBuckets", "CreateBucket", "DeleteBucket", "PutObject", "CopyObject", "DeleteObject",
     "DeleteObjects", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
-    "CompleteMultipartUpload", "AbortMultipartUpload"}
+    "CompleteMultipartUpload", "AbortMultipartUpload", "GetBucketWebsite", "PutBucketWebsite",
+    "DeleteBucketWebsite", "GetBucketCors", "PutBucketCors", "DeleteBucketCors"}
 IMPLEMENTED |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLifecycle"}
 
 
@@ -155,7 +158,7 @@ class S3ApiServer:
             endpoint, unsupported = Endpoint("NotImplemented", bucket_name, key), e
         info["name"] = endpoint.name
         if endpoint.name == "Options":
-            raise errors.NotImplementedErr("CORS is not implemented yet")
+            return await self._preflight(bucket_name, lower_headers)
         if endpoint.name == "PostObject" and bucket_name is not None:
             # Authenticated by the form's signed policy, inside the body.
             regions = (self.region,) + (("us-east-1",) if not self.strict_region else ())
@@ -203,6 +206,8 @@ class S3ApiServer:
             if bucket is None:
                 raise errors.NoSuchBucket()
             ctx.bucket = bucket
+            ctx.response_headers.update(cors.actual_headers(bucket, request.method,
+                                                            lower_headers))
             r, w, o = api_key.permissions(bucket.id)
             allowed = (r if endpoint.name in READ_ENDPOINTS
                        else o if endpoint.name in OWNER_ENDPOINTS else w)
@@ -215,7 +220,22 @@ class S3ApiServer:
             # Only now that the request is authorised: a rejected client never sends its body.
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # type: ignore[attr-defined]
-        return await self._dispatch(ctx, endpoint, body)
+        resp = await self._dispatch(ctx, endpoint, body)
+        if not resp.prepared:
+            resp.headers.update(ctx.response_headers)
+        return resp
+
+    async def _preflight(self, bucket_name: str | None,
+                         headers: dict[str, str]) -> web.Response:
+        """CORS preflight: unauthenticated (browsers never sign it), so only a global alias
+        names a bucket here."""
+        bh = BucketHelper(self.garage)
+        # Bucket names are ASCII; undecodable Host bytes arrive as surrogates.
+        bid = await bh.resolve_global(bucket_name) \
+            if bucket_name is not None and bucket_name.isascii() else None
+        bucket = await bh.get(bid) if bid is not None else None
+        return web.Response(status=200, headers=cors.preflight(bucket, headers,
+                                                               named=bucket_name is not None))
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name
@@ -248,6 +268,10 @@ class S3ApiServer:
             "ListParts": lambda: multipart.handle_list_parts(ctx),
             "GetBucketLifecycle": lambda: lifecycle.handle_get(ctx),
             "DeleteBucketLifecycle": lambda: lifecycle.handle_delete(ctx),
+            "GetBucketWebsite": lambda: website.handle_get_website(ctx),
+            "DeleteBucketWebsite": lambda: website.handle_delete_website(ctx),
+            "GetBucketCors": lambda: cors.handle_get_cors(ctx),
+            "DeleteBucketCors": lambda: cors.handle_delete_cors(ctx),
         }
         if n in simple:
             return await simple[n]()
@@ -259,6 +283,10 @@ class S3ApiServer:
             return bucket_ep.handle_get_versioning(ctx)
         if n == "CreateBucket":
             return await bucket_ep.handle_create_bucket(ctx, await xml_body())
+        if n == "PutBucketWebsite":
+            return await website.handle_put_website(ctx, await xml_body())
+        if n == "PutBucketCors":
+            return await cors.handle_put_cors(ctx, await xml_body())
         if n == "DeleteObjects":
             return await delete.handle_delete_objects(ctx, await xml_body())
         if n == "PutBucketLifecycle":

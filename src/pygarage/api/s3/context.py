@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -24,6 +24,8 @@ class ReqCtx:
     auth: AuthResult
     bucket_name: str | None = None
     bucket: Bucket | None = None
+    # Added to every successful answer to this request: the bucket's CORS headers.
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
+from typing import Protocol
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from ...model.garage import Garage
 from ...model.s3.object_table import Object, ObjectVersion
@@ -15,11 +17,29 @@ from ..common import errors
 from ..common.wire import check_header_value, parse_part_number
 from . import encryption
 from .conditions import check_conditions, content_range, http_date, parse_range
-from .context import ReqCtx
 from .meta import response_headers
 from .xml import checksum_type_of
 
 READ_AHEAD = 2
+
+
+class ReadCtx(Protocol):
+    """What a GET needs: the S3 API's ReqCtx, or the web endpoint's anonymous request."""
+
+    garage: Garage
+    request: web.BaseRequest
+    query: dict[str, str]
+    response_headers: dict[str, str]  # added to the answer (CORS)
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+
+    @property
+    def bucket_id(self) -> bytes: ...
+
+    @property
+    def key(self) -> str: ...
+
 
 _OVERRIDES = {"response-content-type": "Content-Type",
               "response-content-language": "Content-Language",
@@ -28,7 +48,7 @@ _OVERRIDES = {"response-content-type": "Content-Type",
               "response-content-encoding": "Content-Encoding"}
 
 
-async def load_current(ctx: ReqCtx, key: str | None = None) -> tuple[Object, ObjectVersion]:
+async def load_current(ctx: ReadCtx, key: str | None = None) -> tuple[Object, ObjectVersion]:
     key = ctx.key if key is None else key
     obj = await ctx.garage.object_table.get(ctx.bucket_id, key.encode())
     v = obj.current() if obj else None
@@ -40,7 +60,7 @@ async def load_current(ctx: ReqCtx, key: str | None = None) -> tuple[Object, Obj
     return obj, v
 
 
-def object_headers(ctx: ReqCtx, v: ObjectVersion) -> dict[str, str]:
+def object_headers(ctx: ReadCtx, v: ObjectVersion) -> dict[str, str]:
     assert v.meta is not None
     h = {name.title() if not name.startswith("x-amz-") else name: val
          for name, val in response_headers(v.meta.headers)}
@@ -80,9 +100,16 @@ async def part_range(g: Garage, v: ObjectVersion, part_number: int) -> tuple[int
     return start, end
 
 
-async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
+async def handle_get_object(ctx: ReadCtx, head: bool, *, status: int | None = None,
+                            website: bool = False) -> web.StreamResponse:
+    """status: replaces 200 (the web endpoint serves its error document with a 404).
+    website: an object with x-amz-website-redirect-location answers 301 to it."""
     _, v = await load_current(ctx)
     assert v.meta is not None
+    if website:
+        location = dict(v.meta.headers).get("x-amz-website-redirect-location")
+        if location is not None:
+            return web.Response(status=301, headers={"Location": location})
     sse = encryption.for_read(ctx.headers, v)
     lower = {k.lower(): val for k, val in ctx.headers.items()}
     try:
@@ -92,6 +119,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
                                                   "Last-Modified": http_date(v.timestamp)})
     headers = object_headers(ctx, v)
     headers.update(encryption.response_headers(sse))
+    headers.update(ctx.response_headers)
     size = v.meta.size
     pn = ctx.query.get("partNumber")
     rng: tuple[int, int] | None
@@ -102,7 +130,7 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         headers["x-amz-mp-parts-count"] = str(v.meta.parts or 1)
     else:
         rng = parse_range(lower.get("range"), size)
-    status = 200
+    status = status or 200
     start, end = 0, size
     if rng is None and v.meta.checksum and \
             ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
