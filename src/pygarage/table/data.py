@@ -8,6 +8,7 @@ from typing import Any, Generic
 
 from ..db.base import Db, Transaction
 from ..util.ids import partition_hash
+from .merkle_tree import TableMerkle
 from .schema import E, Entry, TableSchema
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class TableData(Generic[E]):
         db.open_tree(self.store)
         db.open_tree(self.insert_queue)
         self.on_queued: Callable[[], None] | None = None
+        # Anti-entropy's view of the entries, updated in each entry's write transaction.
+        self.merkle = TableMerkle(db, schema.name, self.store)
+        self.merkle.ensure()
 
     # -- reads
     def read_entry(self, pk: bytes, sk: bytes) -> E | None:
@@ -100,8 +104,22 @@ class TableData(Generic[E]):
         if new_raw == old_raw:
             return merged
         tx.insert(self.store, key, new_raw)
+        self.merkle.update_tx(tx, key, new_raw)
         self.schema.updated(tx, old, merged)
         return merged
+
+    def remove_entry_tx(self, tx: Transaction, pk: bytes, sk: bytes,
+                        expected: bytes | None = None) -> bool:
+        """Drop an entry (tombstone GC), only if still stored as `expected` when given;
+        True if removed. The Merkle tree follows in the same transaction."""
+        key = tree_key(pk, sk)
+        raw = tx.get(self.store, key)
+        if raw is None or (expected is not None and raw != expected):
+            return False
+        tx.remove(self.store, key)
+        self.merkle.update_tx(tx, key, None)
+        self.schema.updated(tx, self.schema.decode(raw), None)
+        return True
 
     def queue_insert(self, tx: Transaction, entry: Entry) -> None:
         """Called by other tables' hooks: ship this entry to its owners later, after commit."""
