@@ -61,7 +61,9 @@ class TableMerkle:
         transaction; marked complete in the last one, so a crash midway starts over."""
         t0 = time.monotonic()
         total = self.db.tree_len(self.store)
-        log.info("merkle rebuild of %s: %d entries", self.table, total)
+        # A new database (empty table) is no news; a rebuild of real entries is.
+        info = log.info if total else log.debug
+        info("merkle rebuild of %s: %d entries", self.table, total)
         self.db.transaction(lambda tx: tx.remove(STATE_TREE, self.table.encode()))
         self._clear()
         done = 0
@@ -82,8 +84,8 @@ class TableMerkle:
                 last_log = now
                 log.info("merkle rebuild of %s: %d/%d entries, partition %d/256",
                          self.table, done, total, p + 1)
-        log.info("merkle rebuild of %s: done, %d entries in %.1f s", self.table, done,
-                 time.monotonic() - t0)
+        info("merkle rebuild of %s: done, %d entries in %.1f s", self.table, done,
+             time.monotonic() - t0)
 
     def _clear(self) -> None:
         while True:
