@@ -3,17 +3,20 @@
 What anti-entropy compares between replicas: equal roots mean equal contents of a partition,
 and differing subtrees narrow a sync down to the keys that differ.
 
-Shape (as Garage's): the partition of an entry is the first byte of its table key (the first
-byte of hash(partition key), the layout's partition). Inside a partition, entries sit in a
-trie over khash = hash(table key), one byte per level. The node at a prefix is canonical,
+Shape: the partition of an entry is the first byte of its table key (the first byte of
+hash(partition key), the layout's partition). Inside a partition, entries sit in a trie over
+the path of khash = hash(table key), one nibble per level (Garage uses bytes; with nibbles an
+intermediate node is at most 16 x 33 bytes instead of 8 KiB, and rewriting the nodes of a
+path on every write costs less: see bench/merkle.py). The node at a prefix is canonical,
 fixed by the set of keys under it alone, so every insertion order gives the same tree:
   - no key under the prefix: Empty (not stored);
   - one key: Leaf(table key, hash of its stored encoding);
-  - two or more: Intermediate(sorted (next byte, child hash) for each non-empty child).
-A trie is only as deep as the longest khash prefix two keys share (about log256(n) levels
-for n keys in a partition; khash is a 32-byte hash, so at most 32).
+  - two or more: Intermediate(sorted (next nibble, child hash) for each non-empty child).
+A trie is only as deep as the longest path prefix two keys share (about log16(n) levels
+for n keys in a partition; at most 64 as khash has 32 bytes).
 
-Node keys in the store: partition byte + prefix. Node hash: hash of its encoding.
+Node keys in the store: partition byte + path prefix (one byte per nibble). Node hash: hash
+of its encoding.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ HASH_LEN = 32
 N_PARTITIONS = 256
 _LEAF = 0x01
 _INTERMEDIATE = 0x02
+_LEAF_TAG = bytes([_LEAF])
+_LEAF_KEY = 1 + HASH_LEN  # where a leaf's key starts in its encoding
 
 
 def hash_bytes(data: bytes) -> bytes:
@@ -86,6 +91,9 @@ def node_hash(node: Node) -> bytes:
 
 def value_hash(encoded_entry: bytes) -> bytes:
     return hash_bytes(encoded_entry)
+
+
+MAX_DEPTH = HASH_LEN * 2  # one level per nibble of the key hash
 
 
 def partition_of_key(key: bytes) -> int:
@@ -159,25 +167,21 @@ def children(node: Node, prefix: bytes) -> list[tuple[bytes, bytes]]:
 
 def update(store: NodeStore, key: bytes, vhash: bytes | None) -> None:
     """Set (vhash) or remove (None) the leaf of table key `key`, re-hashing its path."""
-    _update(store, partition_of_key(key), b"", key, hash_bytes(key), vhash)
+    _update(store, key[:1], digits(hash_bytes(key)), 0, key, vhash)
 
 
-def _put(store: NodeStore, partition: int, prefix: bytes, node: Node) -> bytes:
-    k = node_key(partition, prefix)
-    if node is EMPTY:
-        store.delete(k)
-        return EMPTY_HASH
-    raw = encode_node(node)
-    store.put(k, raw)
-    return hash_bytes(raw)
+def digits(khash: bytes) -> bytes:
+    """A key hash as its path in the trie: one byte per level, each a nibble."""
+    return khash.hex().encode().translate(_HEX)
 
 
-_REC = 1 + HASH_LEN  # one child in an intermediate's encoding: position byte + hash
+_HEX = bytes.maketrans(b"0123456789abcdef", bytes(range(16)))
+_REC = 1 + HASH_LEN  # one child in an intermediate's encoding: position + hash
 
 
 def _with_child(raw: bytes, pos: int, h: bytes) -> bytes:
-    """An intermediate's encoding with child `pos` set to h (removed if h is EMPTY_HASH).
-    Works on the bytes: a root with 256 children is rewritten on every update under it."""
+    """An intermediate's encoding with child `pos` set to h (removed if h is EMPTY_HASH),
+    spliced in place: no decoding of the other children."""
     positions = raw[1::_REC]  # sorted
     i = bisect.bisect_left(positions, pos)
     off = 1 + _REC * i
@@ -187,56 +191,67 @@ def _with_child(raw: bytes, pos: int, h: bytes) -> bytes:
     return raw[:off] + rec + tail
 
 
-def _update(store: NodeStore, partition: int, prefix: bytes, key: bytes, khash: bytes,
+def _put(store: NodeStore, partition: int, prefix: bytes, node: Leaf | Intermediate) -> bytes:
+    return _store(store, node_key(partition, prefix), encode_node(node))
+
+
+def _store(store: NodeStore, nk: bytes, raw: bytes) -> bytes:
+    store.put(nk, raw)
+    return hash_bytes(raw)
+
+
+def _update(store: NodeStore, part: bytes, path: bytes, depth: int, key: bytes,
             vhash: bytes | None) -> bytes | None:
-    """The node's new hash, or None when the update leaves it unchanged."""
-    depth = len(prefix)
-    nk = node_key(partition, prefix)
+    """The new hash of the node at path[:depth], or None when the update leaves it
+    unchanged. Works on the nodes' encodings: this runs in every table write."""
+    nk = part + path[:depth]
     raw = store.get(nk)
     if raw is None:
         if vhash is None:
             return None
-        return _put(store, partition, prefix, Leaf(key, vhash))
-    if raw[0] == _LEAF:
-        node = decode_node(raw)
-        assert isinstance(node, Leaf)
-        if node.key == key:
-            if node.vhash == vhash:
+        return _store(store, nk, _LEAF_TAG + vhash + key)
+    tag = raw[0]
+    if tag == _LEAF:
+        if raw[_LEAF_KEY:] == key:
+            if vhash is None:
+                store.delete(nk)
+                return EMPTY_HASH
+            if raw[1:_LEAF_KEY] == vhash:
                 return None
-            return _put(store, partition, prefix, EMPTY if vhash is None else Leaf(key, vhash))
+            return _store(store, nk, _LEAF_TAG + vhash + key)
         if vhash is None:
             return None  # removing a key that is not here
-        if depth >= HASH_LEN:
+        if depth >= MAX_DEPTH:
             raise ValueError("Merkle trie: two keys with the same hash")
         # Two keys now: push the other leaf one level down, then insert ours beside it (or
-        # further down, when the next byte is shared too).
-        other = hash_bytes(node.key)[depth]
-        other_hash = _put(store, partition, prefix + bytes([other]), node)
-        ours = khash[depth]
-        sub = _update(store, partition, prefix + bytes([ours]), key, khash, vhash)
+        # further down, when the next digit is shared too).
+        other = digits(hash_bytes(raw[_LEAF_KEY:]))[depth]
+        ch = {other: _store(store, nk + bytes([other]), raw)}
+        sub = _update(store, part, path, depth + 1, key, vhash)
         assert sub is not None
-        ch = {other: other_hash, ours: sub}
-        return _put(store, partition, prefix, Intermediate(tuple(sorted(ch.items()))))
-    if raw[0] != _INTERMEDIATE or (len(raw) - 1) % _REC:
+        ch[path[depth]] = sub
+        return _store(store, nk, bytes([_INTERMEDIATE]) + b"".join(
+            bytes([p]) + h for p, h in sorted(ch.items())))
+    if tag != _INTERMEDIATE or (len(raw) - 1) % _REC:
         raise ValueError("corrupted Merkle node")
-    pos = khash[depth]
-    sub = _update(store, partition, prefix + bytes([pos]), key, khash, vhash)
+    pos = path[depth]
+    sub = _update(store, part, path, depth + 1, key, vhash)
     if sub is None:
         return None
     raw = _with_child(raw, pos, sub)
     n = (len(raw) - 1) // _REC
     if n == 0:
-        return _put(store, partition, prefix, EMPTY)
+        store.delete(nk)
+        return EMPTY_HASH
     if n == 1:
         # One child left: if it holds a single key, that leaf moves up here (canonical shape);
         # a child holding several keys stays an intermediate below us.
-        only = prefix + raw[1:2]
-        child = read_node(store, partition, only)
-        if isinstance(child, Leaf):
-            store.delete(node_key(partition, only))
-            return _put(store, partition, prefix, child)
-    store.put(nk, raw)
-    return hash_bytes(raw)
+        only = nk + raw[1:2]
+        child = store.get(only)
+        if child is not None and child[0] == _LEAF:
+            store.delete(only)
+            return _store(store, nk, child)
+    return _store(store, nk, raw)
 
 
 # -- build from scratch --------------------------------------------------------------------
@@ -244,7 +259,7 @@ def _update(store: NodeStore, partition: int, prefix: bytes, key: bytes, khash: 
 def build(store: NodeStore, partition: int, items: Iterable[tuple[bytes, bytes]]) -> bytes:
     """Write the trie of one partition's (table key, value hash) items at once into an empty
     store (used by rebuilds, and by tests as an oracle independent of `update`); the root."""
-    rows = sorted((hash_bytes(k), k, v) for k, v in items)
+    rows = sorted((digits(hash_bytes(k)), k, v) for k, v in items)
     return _build(store, partition, b"", rows)
 
 
@@ -255,11 +270,11 @@ def _build(store: NodeStore, partition: int, prefix: bytes,
     if len(rows) == 1:
         return _put(store, partition, prefix, Leaf(rows[0][1], rows[0][2]))
     depth = len(prefix)
-    if depth >= HASH_LEN:
+    if depth >= MAX_DEPTH:
         raise ValueError("Merkle trie: two keys with the same hash")
     ch: list[tuple[int, bytes]] = []
     i = 0
-    while i < len(rows):  # rows are sorted by khash: each child's rows are contiguous
+    while i < len(rows):  # rows are sorted by path: each child's rows are contiguous
         b = rows[i][0][depth]
         j = i
         while j < len(rows) and rows[j][0][depth] == b:

@@ -128,12 +128,12 @@ def test_diff_visits_only_differing_subtrees() -> None:
 
 
 def _keys_sharing_khash_prefix(n: int, shared: int) -> list[bytes]:
-    """Keys whose khashes share their first `shared` bytes (found by search)."""
+    """Keys whose trie paths share their first `shared` digits (found by search)."""
     groups: dict[bytes, list[bytes]] = {}
     i = 0
     while True:
         k = _key(i)
-        g = groups.setdefault(merkle.hash_bytes(k)[:shared], [])
+        g = groups.setdefault(merkle.digits(merkle.hash_bytes(k))[:shared], [])
         g.append(k)
         if len(g) == n:
             return g
@@ -141,18 +141,18 @@ def _keys_sharing_khash_prefix(n: int, shared: int) -> list[bytes]:
 
 
 def test_keys_sharing_a_long_khash_prefix() -> None:
-    ks = _keys_sharing_khash_prefix(3, 2)  # 3 keys sharing 2 bytes: a chain 2 levels deep
+    ks = _keys_sharing_khash_prefix(3, 4)  # 3 keys sharing 4 digits: a chain 4 levels deep
     other = _key(10**6)
     s = DictNodeStore()
     for k in ks + [other]:
         merkle.update(s, k, merkle.value_hash(k))
     assert s.nodes == _built([(k, merkle.value_hash(k)) for k in ks + [other]]).nodes
-    kh = merkle.hash_bytes(ks[0])
-    one_child = merkle.read_node(s, 7, kh[:1])
-    if merkle.hash_bytes(other)[0] != kh[0]:
-        # A single-child intermediate: it holds several keys, so it does not collapse.
-        assert isinstance(one_child, Intermediate) and len(one_child.children) == 1
-    assert isinstance(merkle.read_node(s, 7, kh[:2]), Intermediate)
+    kh = merkle.digits(merkle.hash_bytes(ks[0]))
+    one_child = merkle.read_node(s, 7, kh[:2])
+    # A single-child intermediate: it holds several keys, so it does not collapse.
+    assert isinstance(one_child, Intermediate) and len(one_child.children) == 1
+    assert isinstance(merkle.read_node(s, 7, kh[:4]), Intermediate)
+    assert all(0 <= p < 16 for p, _h in one_child.children)
     # Removing down to one key collapses the chain into a leaf at the top again.
     for k in ks[1:]:
         merkle.update(s, k, None)
@@ -182,7 +182,7 @@ def test_partitions_are_independent_and_children_listed() -> None:
 def test_depth_stays_logarithmic() -> None:
     s = _tree([(_key(i), _vh(i)) for i in range(20000)])
     deepest = max(len(k) - 1 for k in s.nodes)
-    assert deepest <= 4  # ~log256(20000) + a couple of shared bytes
+    assert deepest <= 8  # ~log16(20000) = 3.6, plus a few digits shared by some keys
 
 
 def test_node_encoding_roundtrip_and_corruption() -> None:
