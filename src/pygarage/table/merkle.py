@@ -22,6 +22,7 @@ of its encoding.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -117,16 +118,10 @@ class TxNodeStore:
     """The nodes of one db tree, inside a write transaction."""
 
     def __init__(self, tx: Transaction, tree: str):
-        self.tx, self.tree = tx, tree
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.tx.get(self.tree, key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.tx.insert(self.tree, key, value)
-
-    def delete(self, key: bytes) -> None:
-        self.tx.remove(self.tree, key)
+        # Bound once: these run a few times per level of every table write.
+        self.get: Callable[[bytes], bytes | None] = functools.partial(tx.get, tree)
+        self.put: Callable[[bytes, bytes], None] = functools.partial(tx.insert, tree)
+        self.delete: Callable[[bytes], None] = functools.partial(tx.remove, tree)
 
 
 class DictNodeStore:
