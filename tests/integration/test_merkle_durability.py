@@ -61,8 +61,9 @@ def test_stored_tree_equals_a_rebuild_after_s3_traffic(tmp_path: Path, engine: s
     assert "merkle rebuild" not in node.log_path.read_text()  # kept in step, never rebuilt
 
 
-def test_kill9_mid_write_flood_leaves_a_consistent_tree(tmp_path: Path) -> None:
-    node = GarageNode(tmp_path / "flood")
+@pytest.mark.parametrize("engine", ["lmdb", "sqlite"])
+def test_kill9_mid_write_flood_leaves_a_consistent_tree(tmp_path: Path, engine: str) -> None:
+    node = GarageNode(tmp_path / engine, db_engine=engine)
     node.start()
     key, secret = node.create_key()
     node.create_bucket("flood", key)
@@ -96,8 +97,8 @@ def test_kill9_mid_write_flood_leaves_a_consistent_tree(tmp_path: Path) -> None:
             t.join(30)
     assert done[0] >= 150
     # The tree as the crash left it: already consistent, nothing to repair.
-    assert check_merkle(node.root / "meta", "lmdb") == {}
-    before = _roots(node, "lmdb")
+    assert check_merkle(node.root / "meta", engine) == {}
+    before = _roots(node, engine)
 
     node.start()
     try:
@@ -106,8 +107,8 @@ def test_kill9_mid_write_flood_leaves_a_consistent_tree(tmp_path: Path) -> None:
         s3.put_object(Bucket="flood", Key="after", Body=b"x")
     finally:
         node.stop()
-    assert check_merkle(node.root / "meta", "lmdb") == {}
-    assert _roots(node, "lmdb") != before
+    assert check_merkle(node.root / "meta", engine) == {}
+    assert _roots(node, engine) != before
 
 
 def test_database_from_before_merkle_trees_is_rebuilt_at_startup(tmp_path: Path) -> None:

@@ -145,6 +145,11 @@ class TableData(Generic[E]):
                     tx.remove(self.insert_queue, k)
         self.db.transaction(tx_fn)
 
+    def merkle_root(self, partition: int) -> bytes:
+        """Root hash of this node's Merkle tree of `partition` (0-255): equal on two
+        replicas exactly when they hold the same entries of that partition."""
+        return self.merkle.root_hash(partition)
+
     def count(self) -> int:
         return self.db.tree_len(self.store)
 
