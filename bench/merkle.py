@@ -2,7 +2,9 @@
 """Cost of the Merkle tree on table writes: inserts/s through TableData.update_entry (one
 transaction per entry, as a small PUT's object write), with and without the Merkle update.
 
-Not a test. Two key shapes: "spread" (random partition keys: versions, block refs) and
+Not a test. Also the CPU time of the table writes of one 4 KiB PutObject (object uploading,
+block_ref, version, object complete, through the model's tables and hooks), with and
+without the tree. Two key shapes: "spread" (random partition keys: versions, block refs) and
 "one partition" (one partition key, many sort keys: the objects of one bucket, whose trie
 gets deepest). Each run is a fresh database filled with --prefill entries first, then
 --entries timed inserts of new keys.
@@ -13,6 +15,7 @@ gets deepest). Each run is a fresh database filled with --prefill entries first,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 import time
@@ -99,6 +102,48 @@ def run(engine: str, shape: str, merkle: bool, prefill: int, n: int) -> float:
     return n / dt
 
 
+async def put_path(merkle: bool, n: int) -> float:
+    """CPU microseconds of the table writes of one 4 KiB PUT, over n PUTs into one bucket."""
+    from pygarage.api.admin.cluster import ensure_single_node_layout
+    from pygarage.model.bucket_table import Bucket
+    from pygarage.model.garage import Garage
+    from pygarage.model.s3.block_ref_table import BlockRef
+    from pygarage.model.s3.object_table import (
+        COMPLETE,
+        FIRST_BLOCK,
+        UPLOADING,
+        Object,
+        ObjectMeta,
+        ObjectVersion,
+    )
+    from pygarage.model.s3.version_table import Version, VersionBlock
+    from pygarage.util.config import config_from_dict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_from_dict({"metadata_dir": tmp + "/m", "data_dir": tmp + "/d",
+                                "rpc_bind_addr": "127.0.0.1:1", "rpc_secret": "33" * 32,
+                                "replication_factor": 1, "db_engine": "lmdb"})
+        g = Garage(cfg)
+        ensure_single_node_layout(g)
+        if not merkle:
+            for t in g.tables:
+                t.data.merkle = _NoMerkle()  # type: ignore[assignment]
+        bid = os.urandom(32)
+        g.bucket_table.data.update_entry(Bucket(bid))
+        puts = [(os.urandom(32), os.urandom(32), f"dir/key-{i:07d}") for i in range(n)]
+        meta = ObjectMeta(4096, "etag", [])
+        t0 = time.process_time()
+        for i, (uuid, h, key) in enumerate(puts):
+            await g.object_table.insert(Object(bid, key, [ObjectVersion(uuid, i, UPLOADING)]))
+            await g.block_ref_table.insert(BlockRef(h, uuid))
+            await g.version_table.insert(Version(uuid, blocks={(0, 0): VersionBlock(h, 4096)}))
+            await g.object_table.insert(Object(bid, key, [ObjectVersion(
+                uuid, i, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=h)]))
+        dt = time.process_time() - t0
+        g.db.close()
+    return dt / n * 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=5000)
@@ -111,6 +156,10 @@ def main() -> None:
         with_ = run(args.engine, shape, True, args.prefill, args.entries)
         print(f"  {shape:14s} without Merkle {without:8.0f}/s   with {with_:8.0f}/s   "
               f"({with_ / without:.2f}x)")
+    a = asyncio.run(put_path(False, args.entries))
+    b = asyncio.run(put_path(True, args.entries))
+    print(f"table writes of one 4 KiB PUT (lmdb, {args.entries} PUTs in one bucket): "
+          f"{a:.0f} us CPU without Merkle, {b:.0f} us with (+{b - a:.0f})")
 
 
 if __name__ == "__main__":
