@@ -13,10 +13,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from ...model.bucket_table import Bucket
 from ...model.garage import Garage
 from ...model.helpers.bucket import BucketHelper
 from ...model.helpers.errors import HelperError
 from ...model.key_table import Key
+from ...table.cache import EntryCache
 from ...util import metrics
 from ...util.errors import GarageError
 from ..common import errors
@@ -41,6 +43,9 @@ IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "ListBuckets", "CreateBucket", "DeleteBucket", "PutObject", "CopyObject", "DeleteObject",
     "DeleteObjects", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
     "CompleteMultipartUpload", "AbortMultipartUpload"}
+# Endpoints whose handlers may modify the key or bucket entry they get (and write it back):
+# they get their own copies, not the shared cached ones.
+_ADMIN_ENDPOINTS = {"CreateBucket", "DeleteBucket", "ListBuckets"} | OWNER_ENDPOINTS
 
 
 _SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm",
@@ -54,6 +59,9 @@ class S3ApiServer:
         self.root_domain = garage.config.s3_api.root_domain
         self._rid_prefix = secrets.token_hex(4).upper()
         self._rid_seq = itertools.count()
+        self._keys = EntryCache(garage.key_table)
+        self._aliases = EntryCache(garage.bucket_alias_table)
+        self._buckets = EntryCache(garage.bucket_table)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start = time.monotonic()
@@ -114,10 +122,12 @@ class S3ApiServer:
         if endpoint.name == "Options":
             raise errors.NotImplementedErr("CORS is not implemented yet")
         looked_up: list[Key] = []  # the key read for the signature check, read only once
+        cached = endpoint.name not in _ADMIN_ENDPOINTS
 
         def lookup_secret(key_id: str) -> str | None:
             # Keys are a full-copy table: a local read, no network on the auth path.
-            k = self.garage.key_table.data.read_entry(key_id.encode(), b"")
+            k = (self._keys.get(key_id.encode()) if cached
+                 else self.garage.key_table.data.read_entry(key_id.encode(), b""))
             if k is None or k.deleted:
                 return None
             looked_up.append(k)
@@ -147,8 +157,10 @@ class S3ApiServer:
         if endpoint.name not in IMPLEMENTED:
             raise errors.NotImplementedErr(f"{endpoint.name} is not implemented by pygarage")
         if bucket_name is not None and endpoint.name != "CreateBucket":
-            bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
-            bucket = await BucketHelper(self.garage).get(bid) if bid else None
+            bucket = self._cached_bucket(bucket_name, api_key) if cached else None
+            if bucket is None:
+                bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
+                bucket = await BucketHelper(self.garage).get(bid) if bid else None
             if bucket is None:
                 raise errors.NoSuchBucket()
             ctx.bucket = bucket
@@ -165,6 +177,16 @@ class S3ApiServer:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # type: ignore[attr-defined]
         return await self._dispatch(ctx, endpoint, body)
+
+    def _cached_bucket(self, name: str, key: Key) -> Bucket | None:
+        """BucketHelper.resolve + get from the entry caches (None: not found there, ask the
+        tables, which answer the same and raise the same errors)."""
+        bid = key.local_alias(name)
+        if bid is None:
+            alias = self._aliases.get(name.encode())
+            bid = alias.bucket_id() if alias is not None else None
+        b = self._buckets.get(bid) if bid is not None else None
+        return None if b is None or b.deleted else b
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name

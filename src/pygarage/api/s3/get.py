@@ -119,6 +119,10 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
     # Fetch the first block before sending headers: if it is missing or corrupted, the
     # client gets a clean error instead of a cut stream.
     first = await anext(chunks, b"") if end > start else b""
+    if len(first) == end - start:
+        # All of it in one block (small objects): one response, one send with the headers.
+        await chunks.aclose()
+        return web.Response(status=status, headers=headers, body=first)
     resp = web.StreamResponse(status=status, headers=headers)
     await resp.prepare(ctx.request)
     try:
