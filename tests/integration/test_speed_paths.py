@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +120,26 @@ def test_single_block_object_whole_and_ranged(s3: Any, bucket: str, size: int) -
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 206
     assert r["ContentRange"] == f"bytes 10-99/{size}"
     assert r["Body"].read() == data[10:100]
+
+
+def test_object_of_several_blocks_smaller_than_block_size(tmp_path: Path) -> None:
+    """Written with 64 KiB blocks, read after a restart with 1 MiB blocks: an object under
+    the block size can still have several blocks, and GET must serve them all."""
+    data = secrets.token_bytes(200_000)
+    first = GarageNode(tmp_path / "n", block_size="64K")
+    first.start()
+    try:
+        key_id, secret = first.create_key("k")
+        first.create_bucket("small-blocks", key_id)
+        first.s3(key_id, secret).put_object(Bucket="small-blocks", Key="o", Body=data)
+    finally:
+        first.stop()
+    again = GarageNode(tmp_path / "n", block_size="1M")
+    again.start()
+    try:
+        s3 = again.s3(key_id, secret)
+        assert s3.get_object(Bucket="small-blocks", Key="o")["Body"].read() == data
+        r = s3.get_object(Bucket="small-blocks", Key="o", Range="bytes=65000-140000")
+        assert r["Body"].read() == data[65000:140001]
+    finally:
+        again.stop()

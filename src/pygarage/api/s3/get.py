@@ -115,6 +115,12 @@ async def handle_get_object(ctx: ReqCtx, head: bool) -> web.StreamResponse:
         return web.Response(status=status, headers=headers)
     if v.inline is not None:
         return web.Response(status=status, headers=headers, body=v.inline[start:end])
+    if v.first_block is not None and size <= ctx.garage.config.block_size:
+        # Most likely a single block: read it without the version entry. A block that holds
+        # the whole size proves there is no other (else: the general path below).
+        data = await ctx.garage.block_manager.get_block(v.first_block)
+        if len(data) == size:
+            return web.Response(status=status, headers=headers, body=data[start:end])
     chunks = stream_blocks(ctx.garage, v, start, end)
     # Fetch the first block before sending headers: if it is missing or corrupted, the
     # client gets a clean error instead of a cut stream.
