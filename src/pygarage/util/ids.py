@@ -14,15 +14,8 @@ def gen_uuid() -> bytes:
     return secrets.token_bytes(32)
 
 
-# From this size on, BLAKE3 splits its input over all cores (its own pool of threads):
-# a 1 MiB block hashes in about half the time on 2 cores, for the same CPU.
-MT_HASH_MIN = 128 * 1024
-
-
 def block_hash(data: bytes | memoryview) -> bytes:
     """Content address of a block: BLAKE3 is ~6x faster than BLAKE2b here."""
-    if len(data) >= MT_HASH_MIN:
-        return blake3.blake3(data, max_threads=blake3.blake3.AUTO).digest()
     return blake3.blake3(data).digest()
 
 

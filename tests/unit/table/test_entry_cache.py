@@ -7,7 +7,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import blake3
 import pytest
 
 from pygarage.db.base import Db
@@ -15,7 +14,6 @@ from pygarage.db.open import open_db
 from pygarage.model.key_table import Key, KeySchema
 from pygarage.table.cache import EntryCache
 from pygarage.table.data import TableData
-from pygarage.util.ids import MT_HASH_MIN, block_hash
 
 
 class CountingDb:
@@ -71,10 +69,3 @@ def test_bounded(keys: tuple[CountingDb, TableData[Key], EntryCache[Key]]) -> No
     for i in range(10):
         cache.get(f"GK{i}".encode())
     assert db.gets == 3 + 2 * 7  # the first 3 stay cached, the others are read every time
-
-
-@pytest.mark.parametrize("size", [0, 1000, MT_HASH_MIN - 1, MT_HASH_MIN, 3 << 20])
-def test_block_hash_same_with_threads(size: int) -> None:
-    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    assert block_hash(data) == blake3.blake3(data).digest()
-    assert block_hash(memoryview(data)) == blake3.blake3(data).digest()
