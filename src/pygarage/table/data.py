@@ -41,6 +41,9 @@ class TableData(Generic[E]):
         db.open_tree(self.store)
         db.open_tree(self.insert_queue)
         self.on_queued: Callable[[], None] | None = None
+        # Bumped by every local write of an entry (before its commit): caches of decoded
+        # entries (table/cache.py) are valid only while it stays the same.
+        self.generation = 0
 
     # -- reads
     def read_entry(self, pk: bytes, sk: bytes) -> E | None:
@@ -89,6 +92,7 @@ class TableData(Generic[E]):
 
     def update_entry_tx(self, tx: Transaction, entry: E) -> E:
         key = tree_key(entry.partition_key(), entry.sort_key())
+        self.generation += 1
         old_raw = tx.get(self.store, key)
         if old_raw is None:
             old, merged = None, entry
