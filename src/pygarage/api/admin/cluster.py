@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 from ...model.garage import Garage
+from ...net.peer import RpcError
 from ...rpc.layout.history import LayoutHistory
 from ...rpc.layout.version import MAXIMUM, LayoutError, NodeRole, ZoneRedundancy
+from ...rpc.peer_addr import PeerAddrError
 from ...rpc.system import VERSION
 from .errors import bad_request
 
@@ -47,7 +49,8 @@ def get_node_info(g: Garage, query: dict[str, str]) -> dict[str, Any]:
     s = g.system
     info = {"nodeId": s.node_id, "hostname": s.hostname, "garageVersion": VERSION,
             "garageFeatures": ["lmdb", "sqlite", "metrics"], "dbEngine": g.db.engine,
-            "rpcPublicAddr": g.config.rpc_public_addr}
+            "rpcPublicAddr": (s.membership.public_addr if s.membership is not None
+                              else g.config.rpc_public_addr)}
     return {"success": {s.node_id: info}, "error": {}}
 
 
@@ -85,6 +88,25 @@ def get_cluster_health(g: Garage) -> dict[str, Any]:
             "storageNodes": len(storage), "storageNodesOk": len(ok_nodes),
             "partitions": len(parts), "partitionsQuorum": parts_quorum,
             "partitionsAllOk": parts_all}
+
+
+async def connect_cluster_nodes(g: Garage, body: Any) -> list[dict[str, Any]]:
+    """One {success, error} per "<id>@<host>:<port>", as Garage answers."""
+    if not isinstance(body, list) or not all(isinstance(a, str) for a in body):
+        raise bad_request('body must be a list of "<node id>@<host>:<port>"')
+    m = g.system.membership
+    out: list[dict[str, Any]] = []
+    for addr in body:
+        if m is None:
+            out.append({"success": False, "error": "this node's RPC is not running"})
+            continue
+        try:
+            await m.connect(addr)
+        except (RpcError, PeerAddrError) as e:
+            out.append({"success": False, "error": str(e)})
+        else:
+            out.append({"success": True, "error": None})
+    return out
 
 
 def get_cluster_layout(g: Garage) -> dict[str, Any]:

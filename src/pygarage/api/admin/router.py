@@ -15,8 +15,7 @@ _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "
                "ListKeys", "GetKeyInfo", "CreateKey", "ImportKey", "UpdateKey", "DeleteKey"}
 
 # Endpoints the daemon answers 501 for; the CLI test fake answers them the same way.
-NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
-            "LaunchRepairOperation": "repair operations",
+NOT_YET = {"LaunchRepairOperation": "repair operations",
             "CleanupIncompleteUploads": "cleanup of incomplete uploads",
             "InspectObject": "object inspection", "CreateMetadataSnapshot": "snapshots",
             "GetWorkerInfo": "worker info", "GetWorkerVariable": "worker variables",
@@ -35,6 +34,8 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
         return cluster.get_cluster_status(g)
     if endpoint == "GetClusterHealth":
         return cluster.get_cluster_health(g)
+    if endpoint == "ConnectClusterNodes":
+        return await cluster.connect_cluster_nodes(g, body)
     if endpoint == "GetClusterLayout":
         return cluster.get_cluster_layout(g)
     if endpoint == "UpdateClusterLayout":
