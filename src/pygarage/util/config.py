@@ -161,8 +161,21 @@ def load_config(path: str | Path) -> Config:
     return config_from_dict(raw, source=path)
 
 
+# Garage keys pygarage does not implement: refused rather than silently ignored.
+_UNSUPPORTED = {
+    "consul_discovery": "Consul discovery is not supported: list peers in bootstrap_peers "
+                        "or use `garage node connect`",
+    "kubernetes_discovery": "Kubernetes discovery is not supported: list peers in "
+                            "bootstrap_peers or use `garage node connect`",
+    "rpc_public_addr_subnet": "rpc_public_addr_subnet is not supported: set rpc_public_addr",
+    "rpc_bind_outgoing": "rpc_bind_outgoing is not supported",
+}
+
+
 def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     for k in raw:
+        if k in _UNSUPPORTED:
+            raise ConfigError(f"{k}: {_UNSUPPORTED[k]}")
         if k not in _KNOWN_TOP:
             log.warning("config: unknown key %r ignored", k)
     allow_wr = bool(raw.get("allow_world_readable_secrets")) or bool(
