@@ -5,7 +5,7 @@ kept, so a second run restarts the same cluster.
 
 Tables do not replicate between nodes yet (cluster part 2): the key and bucket are created
 while node 1 alone holds the layout, then the other nodes are given roles, so S3 requests
-to node 1 authenticate, but objects in partitions owned by other nodes answer 503."""
+to node 1 authenticate, but a bucket whose partition another node owns answers 503."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 BUCKET = os.environ.get("GARAGE_DEV_BUCKET", "default")
+PORT_BASE = int(os.environ.get("GARAGE_DEV_PORT_BASE", "3900"))
 
 
 def ports(i: int) -> dict[str, int]:
-    base = 3900 + 10 * i
+    base = PORT_BASE + 10 * i
     return {"s3": base, "rpc": base + 1, "web": base + 2, "admin": base + 3}
 
 
@@ -159,9 +160,11 @@ def main() -> None:
               f"S3:   AWS_ACCESS_KEY_ID={cred['key_id']} AWS_SECRET_ACCESS_KEY=... "
               f"aws --endpoint-url http://127.0.0.1:{ports(1)['s3']} --region garage "
               f"s3 ls s3://{BUCKET}",
-              "", "Until tables replicate (cluster part 2), use node 1's S3 endpoint; a request on",
-              "a bucket or object whose partition another node owns answers 503 (quorum",
-              "error). Ctrl-C stops every node."]
+              "",
+              "Until tables replicate (cluster part 2), only node 1 knows the key, and a bucket",
+              "whose partition another node owns answers 503 (quorum error) to every object",
+              "request: the cluster forms and gossips its layout, S3 on it is part 2.",
+              "Ctrl-C stops every node."]
     print("\n".join(lines), flush=True)
     while True:
         for i, proc in enumerate(procs, 1):
