@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import urllib.error
 from collections.abc import Iterator
 
 import pytest
@@ -55,6 +56,23 @@ def test_five_nodes_bootstrapped_on_one_see_each_other(cluster: Cluster) -> None
     assert out.count("NO ROLE ASSIGNED") == 5 and "FAILED" not in out
 
 
+def test_multi_node_admin_calls_reach_every_node(cluster: Cluster) -> None:
+    n1 = cluster.nodes[0]
+    info = n1.admin("GetNodeInfo", {"node": "*"})
+    assert set(info["success"]) == ids(cluster) and info["error"] == {}
+    for nid, i in info["success"].items():
+        assert i["nodeId"] == nid
+    third = node_id(cluster.nodes[2])
+    one = n1.admin("GetNodeInfo", {"node": third})
+    assert list(one["success"]) == [third]
+    assert one["success"][third]["rpcPublicAddr"] == f"127.0.0.1:{cluster.nodes[2].rpc_port}"
+    stats = n1.cli("stats", "-a").stdout
+    assert all(f"Stats for node {nid}" in stats or nid[:16] in stats for nid in ids(cluster))
+    with pytest.raises(urllib.error.HTTPError) as e:
+        n1.admin("GetNodeInfo", {"node": "nope"})
+    assert e.value.code == 400
+
+
 def test_layout_applied_on_node2_reaches_all_and_fifth_node_moves_few(
         cluster: Cluster) -> None:
     n1, n2, *_ = cluster.nodes
@@ -97,6 +115,8 @@ def test_killed_node_is_failed_then_healthy_after_restart(cluster: Cluster) -> N
     assert re.search(rf"{vid[:16]} .* dc3 .*(second|seconds) ago", failed), out
     health = n1.admin("GetClusterHealth")
     assert health["connectedNodes"] == 4 and health["storageNodesOk"] == 4
+    info = n1.admin("GetNodeInfo", {"node": "*"})
+    assert set(info["success"]) == ids(cluster) - {vid} and set(info["error"]) == {vid}
     assert health["status"] == "unavailable"  # RF 1: its partitions have no copy up
     assert health["partitionsQuorum"] < 256
 

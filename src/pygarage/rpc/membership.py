@@ -347,6 +347,14 @@ class Membership:
         await self._merge_layout(req.peer, req.body)
         return None
 
+    async def call_admin(self, node: bytes, endpoint: str, query: dict[str, str],
+                         body: Any) -> Any:
+        """An admin API call answered by another node (multi-node endpoints)."""
+        if not self.is_up(node):
+            raise RpcError("node is not connected")
+        return await self._call(node, "admin", {"endpoint": endpoint, "query": query,
+                                                "body": body})
+
     # ------------------------------------------------------------------ node connect
 
     async def connect(self, addr: str) -> None:

@@ -45,13 +45,12 @@ def layout_json(h: LayoutHistory) -> dict[str, Any]:
             "stagedParameters": None if szr is None else {"zoneRedundancy": _zr_json(szr)}}
 
 
-def get_node_info(g: Garage, query: dict[str, str]) -> dict[str, Any]:
+def get_node_info(g: Garage) -> dict[str, Any]:
     s = g.system
-    info = {"nodeId": s.node_id, "hostname": s.hostname, "garageVersion": VERSION,
+    return {"nodeId": s.node_id, "hostname": s.hostname, "garageVersion": VERSION,
             "garageFeatures": ["lmdb", "sqlite", "metrics"], "dbEngine": g.db.engine,
             "rpcPublicAddr": (s.membership.public_addr if s.membership is not None
                               else g.config.rpc_public_addr)}
-    return {"success": {s.node_id: info}, "error": {}}
 
 
 def get_cluster_status(g: Garage) -> dict[str, Any]:
