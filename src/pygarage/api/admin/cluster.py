@@ -73,10 +73,14 @@ def get_cluster_health(g: Garage) -> dict[str, Any]:
     up = {n["id"] for n in known if n["isUp"]}
     ok_nodes = [n for n in storage if n in up]
     quorum = g.system.replication.write_quorum
-    parts = [layout.nodes_of(p) for p in range(layout.partitions)] \
+    # As Garage: a partition has quorum when each of its write sets (one per live layout
+    # version, layout.md §4) has a write quorum of nodes up.
+    h = g.system.layout
+    parts = [h.write_sets(p) for p in range(layout.partitions)] \
         if layout.ring_ready() else []
-    parts_quorum = sum(1 for p in parts if sum(n in up for n in p) >= quorum)
-    parts_all = sum(1 for p in parts if all(n in up for n in p))
+    parts_quorum = sum(1 for sets in parts
+                       if all(sum(n in up for n in s) >= quorum for s in sets))
+    parts_all = sum(1 for sets in parts if all(n in up for s in sets for n in s))
     if not parts or parts_quorum < len(parts):
         status = "unavailable"
     elif parts_all == len(parts):
