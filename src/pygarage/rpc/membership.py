@@ -325,6 +325,7 @@ class Membership:
                 LayoutError) as e:
             raise RpcError(f"invalid layout history: {e}") from None
         async with self.system.layout_lock:
+            before = self.system.layout.current.version
             try:
                 self.system.layout.check_received(other)
                 changed = self.system.layout.merge(other)  # raises before any change
@@ -332,8 +333,11 @@ class Membership:
                 log.warning("layout from node %s refused: %s", node.hex()[:16], e)
                 raise RpcError(f"layout refused: {e}") from None
             if changed:
-                log.info("layout from node %s merged: now version %d", node.hex()[:16],
-                         self.system.layout.current.version)
+                # A new version is worth a line; tracker and staging updates are routine.
+                level = logging.INFO if self.system.layout.current.version != before \
+                    else logging.DEBUG
+                log.log(level, "layout from node %s merged: now version %d",
+                        node.hex()[:16], self.system.layout.current.version)
                 self.system.save_layout()
 
     async def _h_layout_pull(self, req: IncomingRequest) -> Any:
