@@ -221,18 +221,16 @@ class Membership:
     async def _send_status(self, node: bytes) -> None:
         try:
             resp = await self._call(node, P_STATUS, self.my_status())
+            self._got_status(node, resp)
         except RpcError as e:
-            log.debug("status to %s failed: %s", node.hex()[:16], e)
-            return
-        self._got_status(node, resp)
+            log.debug("status exchange with %s failed: %s", node.hex()[:16], e)
 
     async def _exchange_peers(self, node: bytes) -> None:
         try:
             resp = await self._call(node, P_PEERS, self._shared_peers())
+            self._got_peers(resp)
         except RpcError as e:
             log.debug("peer exchange with %s failed: %s", node.hex()[:16], e)
-            return
-        self._got_peers(resp)
 
     # ------------------------------------------------------------------ status
 
@@ -328,10 +326,18 @@ class Membership:
             before = self.system.layout.current.version
             try:
                 self.system.layout.check_received(other)
-                changed = self.system.layout.merge(other)  # raises before any change
+                # Merged into a copy, swapped in whole: a failing merge leaves ours intact.
+                merged = self.system.layout.copy()
+                changed = merged.merge(other)
+                if changed:
+                    self.system.layout = merged
             except LayoutError as e:
                 log.warning("layout from node %s refused: %s", node.hex()[:16], e)
                 raise RpcError(f"layout refused: {e}") from None
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                # Decodable but inconsistent (a version's fields do not fit together).
+                log.warning("malformed layout from node %s: %s", node.hex()[:16], e)
+                raise RpcError(f"invalid layout history: {e}") from None
             if changed:
                 # A new version is worth a line; tracker and staging updates are routine.
                 level = logging.INFO if self.system.layout.current.version != before \
