@@ -141,7 +141,8 @@ def test_node_connect() -> None:
     assert fake.last("ConnectClusterNodes") == (None, [target])
     assert res.exit_code == 0 and res.stdout == "Success.\n"
     failed = {"ConnectClusterNodes": [
-        {"success": False, "error": "cannot reach 10.0.0.2:3901: [Errno 111] Connection refused"}]}
+        {"success": False, "error": "cannot reach 10.0.0.2:3901: [Errno 111] "
+                    "Connect call failed ('10.0.0.2', 3901)"}]}
     res, _ = run(["node", "connect", target], failed)
     assert res.exit_code == 1
     assert f"Could not connect to {target}: cannot reach 10.0.0.2:3901" in res.stderr
