@@ -115,7 +115,10 @@ class TableData(Generic[E]):
 
     def update_entry_tx(self, tx: Transaction, entry: E) -> E:
         key = tree_key(entry.partition_key(), entry.sort_key())
+        # Bumped now and again once committed (on the loop): an entry cache that re-read the
+        # old value between the two (the writer thread has not committed yet) is dropped.
         self.generation += 1
+        after_commit(self._bump_generation)
         old_raw = tx.get(self.store, key)
         if old_raw is None:
             old, merged = None, entry
@@ -129,6 +132,9 @@ class TableData(Generic[E]):
         tx.insert(self.store, key, new_raw)
         self.schema.updated(tx, old, merged)
         return merged
+
+    def _bump_generation(self) -> None:
+        self.generation += 1
 
     def queue_insert(self, tx: Transaction, entry: Entry) -> None:
         """Called by other tables' hooks: ship this entry to its owners later, after commit."""

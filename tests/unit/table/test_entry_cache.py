@@ -69,3 +69,24 @@ def test_bounded(keys: tuple[CountingDb, TableData[Key], EntryCache[Key]]) -> No
     for i in range(10):
         cache.get(f"GK{i}".encode())
     assert db.gets == 3 + 2 * 7  # the first 3 stay cached, the others are read every time
+
+
+async def test_a_read_during_an_uncommitted_write_is_not_kept(
+        keys: tuple[CountingDb, TableData[Key], EntryCache[Key]]) -> None:
+    # The writer thread bumps the generation before it commits: a lookup in that window
+    # reads (and caches) the old value. The bump after the commit must drop it.
+    import threading
+    db, data, cache = keys
+    data.update_entry(Key("GKa", "s1", created=1))
+    seen: list[Key | None] = []
+
+    def write(tx: Any) -> None:
+        data.update_entry_tx(tx, Key("GKa", "s1", created=1, deleted=True))
+        reader = threading.Thread(target=lambda: seen.append(cache.get(b"GKa")))
+        reader.start()
+        reader.join()
+    await db.write(write)
+    assert seen[0] is not None and not seen[0].deleted  # the window really was hit
+    k = cache.get(b"GKa")
+    assert k is not None and k.deleted
+    db.stop_writer()
