@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,10 @@ import aiohttp
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from peers import MotoServer, Peer, SeaweedFS  # bench/ is on sys.path when run as a script
 from yarl import URL
 
-from pygarage.testing.node import GarageNode, free_port
+from pygarage.testing.node import GarageNode
 
 MiB = 1 << 20
 CHUNK = MiB  # client write size, disk limit I/O size
@@ -291,48 +293,21 @@ async def small_ops(endpoint: str, signer: Signer, payloads: list[bytes], concur
     return out
 
 
-# --------------------------------------------------------------------------- moto
+# --------------------------------------------------------------------------- peers
 
-class MotoServer:
-    def __init__(self, root: Path):
-        self.port = free_port()
-        self.log = open(root / "moto.log", "ab")
-        exe = shutil.which("moto_server")
-        cmd = [exe] if exe else [sys.executable, "-m", "moto.server"]
-        self.proc = subprocess.Popen([*cmd, "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited; see {root / 'moto.log'}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-async def create_bucket(signer: Signer) -> None:
-    url, headers = signer.sign("PUT", f"/{BUCKET}")
-    async with aiohttp.ClientSession() as s, s.put(url, headers=headers) as r:
-        if r.status != 200:
-            raise RuntimeError(f"create bucket: HTTP {r.status}: {await r.text()}")
+async def create_bucket(signer: Signer, patience_s: float = 60) -> None:
+    """Create BUCKET, retrying while the server is still starting (weed's S3 port opens
+    before its filer reaches a volume server)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        url, headers = signer.sign("PUT", f"/{BUCKET}")
+        async with aiohttp.ClientSession() as s, s.put(url, headers=headers) as r:
+            text = await r.text()
+            if r.status == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"create bucket: HTTP {r.status}: {text[:500]}")
+        await asyncio.sleep(0.5)
 
 
 # --------------------------------------------------------------------------- main
@@ -370,146 +345,225 @@ def make_source(path: Path, size: int) -> tuple[mmap.mmap, memoryview]:
     return mm, memoryview(mm)
 
 
+@dataclass
+class Target:
+    name: str
+    signer: Signer
+    pid: int | None
+
+    @property
+    def endpoint(self) -> str:
+        return self.signer.endpoint
+
+
+def measure_limits(mv: memoryview, size: int, data_dir: Path) -> dict[str, Any]:
+    md5_rate, md5_hex = limit_md5(mv, size)
+    disk_w, disk_r = limit_disk(mv, size, data_dir)
+    tcp = limit_tcp(mv, size)
+    return {"md5_mib_s": round(md5_rate, 1), "md5_hex": md5_hex,
+            "disk_write_fsync_mib_s": round(disk_w, 1),
+            "disk_read_mib_s": round(disk_r, 1), "tcp_loopback_mib_s": round(tcp, 1),
+            "put_limit_mib_s": round(min(md5_rate, disk_w), 1),
+            "get_limit_mib_s": round(min(tcp, disk_r), 1)}
+
+
+async def large_object(t: Target, key: str, mv: memoryview, size: int, md5_hex: str,
+                       profile_dir: Path | None, tag: str) -> dict[str, Any]:
+    conn = aiohttp.TCPConnector(limit=1)
+    prof = profile_dir if t.name == "pygarage" else None
+    async with aiohttp.ClientSession(connector=conn, read_bufsize=4 * MiB,
+                                     auto_decompress=False,
+                                     timeout=aiohttp.ClientTimeout(total=3600)) as s:
+        with profiled(t.pid, prof, f"large_put-{tag}"), Phase(t.pid) as p:
+            etag = await large_put(s, t.signer, key, mv, size)
+        put = p.record(mib_s=round(mbps(size, p.wall), 1))
+        with profiled(t.pid, prof, f"large_get-{tag}"), Phase(t.pid) as p:
+            got, same = await large_get(s, t.signer, key, mv, size)
+        get = p.record(mib_s=round(mbps(size, p.wall), 1))
+    if etag != md5_hex:
+        raise RuntimeError(f"{t.name}: ETag {etag} != MD5 of the uploaded data {md5_hex}")
+    if got != size or not same:
+        raise RuntimeError(f"{t.name}: GET returned {got} bytes, content equal: {same}")
+    return {"put": put, "get": get}
+
+
+def rotated(items: list[Target], r: int) -> list[Target]:
+    """Round r starts with a different server, so none always runs first (or last)."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
                            "machine": machine_info(work),
                            "options": {k: str(v) if isinstance(v, Path) else v
-                                       for k, v in vars(args).items()}}
+                                       for k, v in vars(args).items()},
+                           "rounds": []}
     size = args.large_mib * MiB
     node = GarageNode(work / "node", db_engine=args.db_engine)
     res["server"] = {"db_engine": args.db_engine, "block_size": "1 MiB (default)",
                      "compression_level": "1 (default)", "data_fsync": False,
                      "GARAGE_LOG": os.environ.get("GARAGE_LOG", "info")}
-    node.start()
-    moto: MotoServer | None = None
+    peers: list[Peer] = []
     mm = None
+    node.start()
     try:
         assert node.proc is not None
-        pid = node.proc.pid
         key_id, secret = node.create_key("bench")
         node.create_bucket(BUCKET, key_id)
-        signer = Signer(node.endpoint, key_id, secret, "garage")
+        ours = Target("pygarage", Signer(node.endpoint, key_id, secret, "garage"),
+                      node.proc.pid)
+        if not args.skip_seaweedfs:
+            peers.append(SeaweedFS(work / "seaweedfs"))
+        if not args.skip_moto:
+            peers.append(MotoServer(work))
+        targets = [ours]
+        for peer in peers:
+            t = Target(peer.name, Signer(peer.endpoint, peer.key_id, peer.secret,
+                                         peer.region), peer.pid)
+            await create_bucket(t.signer)
+            targets.append(t)
+        res["seaweedfs_version"] = _weed_version() if not args.skip_seaweedfs else None
+        # moto keeps every byte in its Python process: small objects only.
+        large_targets = [t for t in targets if t.name != "moto"]
 
         print(f"generating {args.large_mib} MiB of random data ...", flush=True)
         mm, mv = make_source(work / "source.bin", size)
-
-        # ---- machine limits
-        print("measuring machine limits ...", flush=True)
-        data_dir = node.root / "data"
-        md5_rate, md5_hex = limit_md5(mv, size)
-        disk_w, disk_r = limit_disk(mv, size, data_dir)
-        tcp = limit_tcp(mv, size)
-        res["limits"] = {
-            "md5_mib_s": round(md5_rate, 1), "disk_write_fsync_mib_s": round(disk_w, 1),
-            "disk_read_mib_s": round(disk_r, 1), "tcp_loopback_mib_s": round(tcp, 1),
-            "put_limit_mib_s": round(min(md5_rate, disk_w), 1),
-            "get_limit_mib_s": round(min(tcp, disk_r), 1),
-            "note": "disk read may come from the page cache, as the server's reads may"}
-
-        # ---- large object
-        print(f"large object: PUT + GET of {args.large_mib} MiB ...", flush=True)
-        conn = aiohttp.TCPConnector(limit=1)
-        async with aiohttp.ClientSession(connector=conn, read_bufsize=4 * MiB,
-                                         auto_decompress=False,
-                                         timeout=aiohttp.ClientTimeout(total=3600)) as s:
-            with profiled(pid, args.profile_dir, "large_put"), Phase(pid) as p:
-                etag = await large_put(s, signer, "large", mv, size)
-            put = p.record(mib_s=round(mbps(size, p.wall), 1))
-            with profiled(pid, args.profile_dir, "large_get"), Phase(pid) as p:
-                got, same = await large_get(s, signer, "large", mv, size)
-            get = p.record(mib_s=round(mbps(size, p.wall), 1))
-        if etag != md5_hex:
-            raise RuntimeError(f"ETag {etag} != MD5 of the uploaded data {md5_hex}")
-        if got != size or not same:
-            raise RuntimeError(f"GET returned {got} bytes, content equal: {same}")
-        res["large"] = {"size_mib": args.large_mib, "put": put, "get": get,
-                        "etag_matches_md5": True, "get_content_verified": True}
-        mv.release()
-        mm.close()
-        mm = None
-        (work / "source.bin").unlink()
-
-        # ---- small objects
-        print(f"small objects: {args.small_count} x 4 KiB, concurrency {args.concurrency} "
-              "(pygarage) ...", flush=True)
         payloads = [os.urandom(SMALL_SIZE) for _ in range(args.small_count)]
 
-        def gphase() -> Phase:
-            return Phase(pid)
+        for r in range(args.rounds):
+            rnd: dict[str, Any] = {"large": {}, "small": {}}
+            print(f"round {r + 1}/{args.rounds}: machine limits ...", flush=True)
+            rnd["limits"] = measure_limits(mv, size, node.root / "data")
+            for t in rotated(large_targets, r):
+                print(f"round {r + 1}: {t.name} PUT + GET of {args.large_mib} MiB ...",
+                      flush=True)
+                rnd["large"][t.name] = await large_object(
+                    t, f"large-{r}", mv, size, rnd["limits"]["md5_hex"], args.profile_dir,
+                    f"r{r}")
+            for t in rotated(targets, r):
+                print(f"round {r + 1}: {t.name} {args.small_count} x 4 KiB PUT + GET, "
+                      f"concurrency {args.concurrency} ...", flush=True)
+                tp = t
 
-        with profiled(pid, args.profile_dir, "small"):
-            res["small"] = {"pygarage": await small_ops(node.endpoint, signer, payloads,
-                                                        args.concurrency, "small", gphase)}
-        if not args.skip_moto:
-            print("small objects (moto_server) ...", flush=True)
-            moto = MotoServer(work)
-            msigner = Signer(moto.endpoint, "bench", "benchsecret", "us-east-1")
-            await create_bucket(msigner)
-            mpid = moto.proc.pid
+                def phase(tp: Target = tp) -> Phase:
+                    return Phase(tp.pid)
 
-            def mphase() -> Phase:
-                return Phase(mpid)
-
-            res["small"]["moto"] = await small_ops(moto.endpoint, msigner, payloads,
-                                                   args.concurrency, "small", mphase)
+                prof = args.profile_dir if t.name == "pygarage" else None
+                with profiled(t.pid, prof, f"small-r{r}"):
+                    rnd["small"][t.name] = await small_ops(
+                        t.endpoint, t.signer, payloads, args.concurrency, f"small{r}", phase)
+            res["rounds"].append(rnd)
+            print_round(r, summarize_round(rnd), flush=True)
     finally:
         if mm is not None:
             with contextlib.suppress(BufferError):
                 mm.close()
-        if moto is not None:
-            moto.stop()
+        for peer in peers:
+            peer.stop()
         node.stop()
     res["machine"]["loadavg_at_end"] = os.getloadavg()
     return res
 
 
+def _weed_version() -> str:
+    with contextlib.suppress(Exception):
+        out = subprocess.run(["weed", "version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.strip().splitlines()[0]
+    return "?"
+
+
+FIGURES = [("large PUT MiB/s", "large", "put", "mib_s"),
+           ("large GET MiB/s", "large", "get", "mib_s"),
+           ("small PUT ops/s", "small", "put", "ops_per_s"),
+           ("small GET ops/s", "small", "get", "ops_per_s")]
+# (figure, baseline name) -> target ratio of pygarage to it
+TARGETS = {("large PUT MiB/s", "limit"): 0.5, ("large GET MiB/s", "limit"): 0.5,
+           ("small PUT ops/s", "moto"): 3.0, ("small GET ops/s", "moto"): 4.0}
+LIMIT_KEY = {"large PUT MiB/s": "put_limit_mib_s", "large GET MiB/s": "get_limit_mib_s"}
+
+
+def summarize_round(rnd: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure: pygarage's value and its ratio to every baseline of the round
+    (seaweedfs, the machine limit for large objects, moto for small ones)."""
+    rows = []
+    for figure, group, op, unit in FIGURES:
+        per = rnd[group]
+        ours = per["pygarage"][op][unit]
+        bases: dict[str, float] = {name: v[op][unit] for name, v in per.items()
+                                   if name != "pygarage"}
+        if figure in LIMIT_KEY:
+            bases["limit"] = rnd["limits"][LIMIT_KEY[figure]]
+        rows.append({"figure": figure, "pygarage": ours, "baselines": bases,
+                     "ratios": {n: round(ours / b, 2) for n, b in bases.items() if b}})
+    return rows
+
+
+def print_round(r: int, rows: list[dict[str, Any]], flush: bool = False) -> None:
+    print(f"  round {r + 1}: " + "; ".join(
+        f"{row['figure']} {row['pygarage']:.0f} (" + ", ".join(
+            f"{row['ratios'][n]:.2f}x {n}" for n in row["ratios"]) + ")" for row in rows),
+        flush=flush)
+
+
 def summarize(res: dict[str, Any]) -> list[dict[str, Any]]:
-    lim, large, small = res["limits"], res["large"], res["small"]
-    rows = [("large PUT MiB/s", large["put"]["mib_s"], lim["put_limit_mib_s"],
-             "min(disk write+fsync, MD5)", 0.5),
-            ("large GET MiB/s", large["get"]["mib_s"], lim["get_limit_mib_s"],
-             "min(TCP loopback, disk read)", 0.5)]
-    if "moto" in small:
-        rows += [("small PUT ops/s", small["pygarage"]["put"]["ops_per_s"],
-                  small["moto"]["put"]["ops_per_s"], "moto_server", 3.0),
-                 ("small GET ops/s", small["pygarage"]["get"]["ops_per_s"],
-                  small["moto"]["get"]["ops_per_s"], "moto_server", 3.0)]
-    else:
-        rows += [("small PUT ops/s", small["pygarage"]["put"]["ops_per_s"], None, "-", 3.0),
-                 ("small GET ops/s", small["pygarage"]["get"]["ops_per_s"], None, "-", 3.0)]
+    """Per figure and baseline: the range over rounds of pygarage / baseline."""
+    per_round = [summarize_round(rnd) for rnd in res["rounds"]]
     out = []
-    for figure, ours, base, what, target in rows:
-        ratio = round(ours / base, 2) if base else None
-        out.append({"figure": figure, "pygarage": ours, "baseline": base, "baseline_is": what,
-                    "ratio": ratio, "target": target,
-                    "met": None if ratio is None else ratio >= target})
+    for i, (figure, *_rest) in enumerate(FIGURES):
+        rows = [pr[i] for pr in per_round]
+        ours = [row["pygarage"] for row in rows]
+        entry: dict[str, Any] = {"figure": figure, "pygarage_min": min(ours),
+                                 "pygarage_max": max(ours), "vs": {}}
+        for name in rows[0]["ratios"]:
+            ratios = [row["ratios"][name] for row in rows if name in row["ratios"]]
+            base = [row["baselines"][name] for row in rows]
+            target = TARGETS.get((figure, name), 1.0 if name == "seaweedfs" else None)
+            entry["vs"][name] = {"baseline_min": min(base), "baseline_max": max(base),
+                                 "ratio_min": min(ratios), "ratio_max": max(ratios),
+                                 "ratios": ratios, "target": target,
+                                 "met_every_round": None if target is None
+                                 else all(x >= target for x in ratios)}
+        out.append(entry)
     return out
+
+
+def _rng(lo: float, hi: float, fmt: str) -> str:
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}-{hi:{fmt}}"
 
 
 def print_table(res: dict[str, Any]) -> None:
     m = res["machine"]
-    lim = res["limits"]
     print(f"\nmachine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-          f"db_engine={res['server']['db_engine']}")
-    print(f"limits (MiB/s): MD5 {lim['md5_mib_s']}, disk write+fsync "
-          f"{lim['disk_write_fsync_mib_s']}, disk read {lim['disk_read_mib_s']}, "
-          f"TCP loopback {lim['tcp_loopback_mib_s']}")
-    hdr = f"{'figure':<17} {'pygarage':>10} {'baseline':>10} {'ratio':>7} {'target':>7}  " \
-          f"{'baseline is'}"
+          f"db_engine={res['server']['db_engine']}, {len(res['rounds'])} rounds, "
+          f"seaweedfs {res.get('seaweedfs_version')}")
+    for rnd in res["rounds"]:
+        lim = rnd["limits"]
+        print(f"limits (MiB/s): MD5 {lim['md5_mib_s']}, disk write+fsync "
+              f"{lim['disk_write_fsync_mib_s']}, disk read {lim['disk_read_mib_s']}, "
+              f"TCP loopback {lim['tcp_loopback_mib_s']}")
+    hdr = (f"{'figure':<16} {'pygarage':>11}  {'baseline':<10} {'baseline':>11} "
+           f"{'ratio (per round)':<24} target")
     print(hdr)
     print("-" * len(hdr))
-    for r in res["summary"]:
-        base = f"{r['baseline']:.1f}" if r["baseline"] is not None else "-"
-        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        flag = "" if r["met"] is None else (" ok" if r["met"] else " MISSED")
-        print(f"{r['figure']:<17} {r['pygarage']:>10.1f} {base:>10} {ratio:>7} "
-              f"{r['target']:>6}x  {r['baseline_is']}{flag}")
-    lg = res["large"]
-    print("CPU seconds client/server/other processes: " + ", ".join(
+    for e in res["summary"]:
+        first = True
+        for name, v in e["vs"].items():
+            ours = _rng(e["pygarage_min"], e["pygarage_max"], ".0f") if first else ""
+            label = e["figure"] if first else ""
+            first = False
+            ratios = " ".join(f"{x:.2f}" for x in v["ratios"])
+            tgt = "" if v["target"] is None else (
+                f">= {v['target']}x " + ("ok" if v["met_every_round"] else "MISSED"))
+            print(f"{label:<16} {ours:>11}  {name:<10} "
+                  f"{_rng(v['baseline_min'], v['baseline_max'], '.0f'):>11} "
+                  f"{ratios:<24} {tgt}")
+    print("CPU seconds client/server/other processes (pygarage, last round): " + ", ".join(
         f"{name} {ph['client_cpu_s']}/{ph.get('server_cpu_s')}/{ph['other_processes_cpu_s']}"
-        for name, ph in (("large PUT", lg["put"]), ("large GET", lg["get"]),
-                         ("small PUT", res["small"]["pygarage"]["put"]),
-                         ("small GET", res["small"]["pygarage"]["get"]))))
+        for name, ph in (("large PUT", res["rounds"][-1]["large"]["pygarage"]["put"]),
+                         ("large GET", res["rounds"][-1]["large"]["pygarage"]["get"]),
+                         ("small PUT", res["rounds"][-1]["small"]["pygarage"]["put"]),
+                         ("small GET", res["rounds"][-1]["small"]["pygarage"]["get"]))))
     print(f"load average at start {m['loadavg_at_start'][0]:.2f}, at end "
           f"{m['loadavg_at_end'][0]:.2f} (other processes share the same CPUs)")
 
@@ -519,13 +573,18 @@ def main() -> None:
     ap.add_argument("--large-mib", type=int, default=1024, help="large object size (MiB)")
     ap.add_argument("--small-count", type=int, default=5000, help="number of 4 KiB objects")
     ap.add_argument("--concurrency", type=int, default=16, help="small-object concurrency")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; each runs every server once, in a rotated order")
+    ap.add_argument("--skip-seaweedfs", action="store_true", help="no SeaweedFS baseline")
     ap.add_argument("--skip-moto", action="store_true", help="no moto_server baseline")
     ap.add_argument("--db-engine", choices=["lmdb", "sqlite"], default="lmdb")
     ap.add_argument("--workdir", type=Path, default=None,
-                    help="where the node and scratch files go (default: a temp dir)")
+                    help="where the nodes and scratch files go (default: a temp dir)")
     ap.add_argument("--profile-dir", type=Path, default=None,
                     help="py-spy record the server per phase into this dir (needs py-spy)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
     work = Path(tempfile.mkdtemp(prefix="pygarage-bench-", dir=args.workdir))
     try:
         res = asyncio.run(bench(args, work))

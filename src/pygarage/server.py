@@ -22,6 +22,7 @@ from .model.garage import Garage
 from .model.helpers.bucket import BucketHelper
 from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
+from .rpc.membership import Membership
 from .util.config import Config, load_config, split_host_port
 from .util.fdlimit import connection_cap, raise_nofile_limit
 from .util.logsafe import SafeFormatter
@@ -103,6 +104,8 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     rpc.register("admin", admin_rpc)
     await rpc.start(*split_host_port(config.rpc_bind_addr))
     log.info("RPC listening on %s", config.rpc_bind_addr)
+    membership = Membership(g.system, rpc, config)
+    membership.start()
 
     cap = connection_cap(config.http_max_connections, fd_limit)
     if cap < config.http_max_connections:
@@ -150,5 +153,6 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     for r in runners:
         await r.shutdown()
         await r.cleanup()
+    await membership.stop()
     await rpc.close()
     await g.shutdown()

@@ -1,5 +1,6 @@
 """CLI commands for parts the daemon does not implement yet, run against the real daemon:
-each must fail with the daemon's own message and a non-zero exit, never print a success."""
+each must fail with the daemon's own message and a non-zero exit, never print a success.
+`node connect` to a peer that cannot be reached or is not the one named fails plainly."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ HASH = "ab" * 32
         ["block", "purge", "--yes", HASH],
         ["meta", "snapshot"],
         ["worker", "set", "resync-worker-count", "4"],
-        ["node", "connect", "86f0f26ae4afbd59" + "0" * 48 + "@127.0.0.1:1"],
     ],
 )
 def test_not_implemented_commands_fail_plainly(node: GarageNode, args: list[str]) -> None:
@@ -29,3 +29,41 @@ def test_not_implemented_commands_fail_plainly(node: GarageNode, args: list[str]
     assert "not implemented in pygarage yet" in r.stderr
     assert "Traceback" not in r.stderr
     assert "launched" not in r.stdout.lower() and "purged" not in r.stdout.lower()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        # Nothing listens on port 1 of loopback.
+        ("86f0f26ae4afbd59" + "0" * 48 + "@127.0.0.1:1", "cannot reach 127.0.0.1:1"),
+        ("86f0f26ae4afbd59" + "0" * 48 + "@127.0.0.1:99999", "bad host or port"),
+        ("abcd@127.0.0.1:3901", "64 hex digits"),
+    ],
+)
+def test_node_connect_to_bad_peer_fails_clearly(node: GarageNode, target: str,
+                                                message: str) -> None:
+    r = node.cli("node", "connect", target, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"Could not connect to {target}" in r.stderr and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "Success" not in r.stdout
+
+
+def test_node_connect_to_wrong_identity_fails(
+        node: GarageNode, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The node answering at the address is not the one named: refused, not connected."""
+    other = GarageNode(tmp_path_factory.mktemp("other"), rpc_secret=node_secret(node))
+    other.start()
+    try:
+        r = node.cli("node", "connect", "86f0f26ae4afbd59" + "0" * 48 +
+                     f"@127.0.0.1:{other.rpc_port}", check=False)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "Could not connect to" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        other.stop()
+
+
+def node_secret(node: GarageNode) -> str:
+    for line in node.config_path.read_text().splitlines():
+        if line.startswith("rpc_secret"):
+            return line.split('"')[1]
+    raise AssertionError("no rpc_secret")

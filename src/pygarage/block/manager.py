@@ -133,7 +133,7 @@ class BlockManager:
             async with self._lock(h):
                 def clear(tx: Transaction, k: bytes = key) -> bool:
                     return self.rc.clear_if_deletable(tx, k, now)
-                if self.db.transaction(clear):
+                if await self.db.write(clear):
                     await asyncio.to_thread(self.store.delete, h)
                     n += 1
         return n

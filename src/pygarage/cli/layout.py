@@ -191,10 +191,14 @@ def layout_show(ctx: click.Context) -> None:
 @click.pass_context
 def layout_apply(ctx: click.Context, version: int | None) -> None:
     """Apply the staged changes, creating a new layout version."""
-    c = client(ctx)
     if version is None:
-        # Convenient interactively; scripts should pass --version (see the layout docs).
-        version = int(c.call("GetClusterLayout")["version"]) + 1
+        # As Garage: never guess it, so two operators cannot apply each other's changes.
+        raise click.ClickException(
+            "Please pass the new layout version number to ensure that you are writing the "
+            "correct version of the cluster layout.\nTo know the correct value of the new "
+            "layout version, invoke `garage layout show` and review the proposed changes."
+        )
+    c = client(ctx)
     res = c.call("ApplyClusterLayout", body={"version": version})
     for line in res.get("message") or []:
         click.echo(line)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import lmdb
 import msgpack
 
-from .base import KV, Db, Transaction
+from .base import KV, Db, Outcome, Transaction
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -244,7 +244,32 @@ class LmdbDb(Db):
 
     def transaction(self, fn: Callable[[Transaction], T]) -> T:
         with self._lock, self.env.begin(write=True) as txn:
-            return fn(_LmdbTx(self, txn))
+            result = fn(_LmdbTx(self, txn))
+        self.commits += 1
+        return result
+
+    def run_batch(self, fns: list[Callable[[Transaction], Any]]) -> list[Outcome]:
+        out: list[Outcome] = []
+        with self._lock:
+            # Child transactions need an environment opened without writemap (the default).
+            txn = self.env.begin(write=True)
+            try:
+                for fn in fns:
+                    child = self.env.begin(write=True, parent=txn)
+                    try:
+                        result = fn(_LmdbTx(self, child))
+                    except Exception as e:
+                        child.abort()
+                        out.append((False, e))
+                        continue
+                    child.commit()
+                    out.append((True, result))
+            except BaseException:
+                txn.abort()
+                raise
+            txn.commit()
+        self.commits += 1
+        return out
 
     def read(self, fn: Callable[[Transaction], T]) -> T:
         with self.env.begin(write=False) as txn:
@@ -256,5 +281,5 @@ class LmdbDb(Db):
             extra = int.from_bytes(raw, "big", signed=True) if raw is not None else 0
             return int(txn.stat(self.handle(tree))["entries"]) + extra
 
-    def close(self) -> None:
+    def _close(self) -> None:
         self.env.close()

@@ -1,4 +1,8 @@
-"""SQLite engine: one table per tree, WAL journal, fsync per metadata_fsync."""
+"""SQLite engine: one table per tree, WAL journal, fsync per metadata_fsync.
+
+Writes use one connection (under a lock: the writer thread, or a synchronous transaction);
+reads use a connection per thread, so a read never waits for a commit (WAL readers see the
+last committed state)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from .base import KV, Db, Transaction
+from .base import KV, Db, Outcome, Transaction
 
 T = TypeVar("T")
 
@@ -63,6 +67,21 @@ class SqliteDb(Db):
         self.conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
         self._lock = threading.RLock()
         self._trees: set[str] = set()
+        self._path = path
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            # Only this thread uses it; close() (another thread) closes it at the end.
+            conn = sqlite3.connect(str(self._path), isolation_level=None,
+                                   check_same_thread=False)
+            self._readers.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
 
     def open_tree(self, name: str) -> None:
         if name not in self._trees:
@@ -80,16 +99,50 @@ class SqliteDb(Db):
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+            self.commits += 1
             return result
 
-    def read(self, fn: Callable[[Transaction], T]) -> T:
+    def run_batch(self, fns: list[Callable[[Transaction], Any]]) -> list[Outcome]:
+        out: list[Outcome] = []
         with self._lock:
-            return fn(_SqliteTx(self.conn))
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                tx = _SqliteTx(self.conn)
+                for fn in fns:
+                    self.conn.execute("SAVEPOINT fn")
+                    try:
+                        result = fn(tx)
+                    except Exception as e:
+                        self.conn.execute("ROLLBACK TO fn")
+                        self.conn.execute("RELEASE fn")
+                        out.append((False, e))
+                        continue
+                    self.conn.execute("RELEASE fn")
+                    out.append((True, result))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.commits += 1
+        return out
+
+    def read(self, fn: Callable[[Transaction], T]) -> T:
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for every statement of fn
+        try:
+            return fn(_SqliteTx(conn))
+        finally:
+            conn.execute("COMMIT")
 
     def tree_len(self, tree: str) -> int:
-        with self._lock:
-            return int(self.conn.execute(f"SELECT COUNT(*) FROM {_table(tree)}").fetchone()[0])
+        conn = self._reader()
+        return int(conn.execute(f"SELECT COUNT(*) FROM {_table(tree)}").fetchone()[0])
 
-    def close(self) -> None:
+    def _close(self) -> None:
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
         with self._lock:
             self.conn.close()

@@ -7,6 +7,7 @@ replication, wired with the hooks that cascade deletions:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -142,4 +143,6 @@ class Garage:
 
     async def shutdown(self) -> None:
         await self.runner.shutdown()
+        # Queued writes commit, then the writer thread ends, before the db closes.
+        await asyncio.to_thread(self.db.stop_writer)
         self.db.close()

@@ -1,8 +1,5 @@
-"""This node in the cluster: identity (ed25519), the layout history, and what we know of peers.
-
-Multi-node peering lands with the cluster work; the layout history, its persistence and the
-node status reported here are already the ones a cluster uses.
-"""
+"""This node in the cluster: identity (ed25519), the layout history, and what we know of
+peers (through rpc/membership.py once the daemon's RPC is up)."""
 
 from __future__ import annotations
 
@@ -11,8 +8,9 @@ import logging
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
 
@@ -22,6 +20,9 @@ from .layout.history import LayoutHistory
 from .layout.store import load_history, save_history
 from .layout.version import LayoutVersion
 from .replication_mode import ReplicationMode
+
+if TYPE_CHECKING:
+    from .membership import Membership
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class System:
         self._layout_path = config.metadata_dir / "cluster_layout"
         # Serializes layout computations (apply, skip-dead-nodes), which run in a thread.
         self.layout_lock = asyncio.Lock()
+        # Set by Membership.start(): peers, their status, layout gossip.
+        self.membership: Membership | None = None
+        self.on_layout_saved: list[Callable[[], None]] = []
         self.layout = self._load_layout()
         self.read_version = self.layout.current.version
         self._refresh_trackers()
@@ -88,6 +92,8 @@ class System:
         """After any change: refresh this node's trackers, prune, persist atomically."""
         self._refresh_trackers()
         save_history(self._layout_path, self.layout)
+        for cb in self.on_layout_saved:
+            cb()
 
     @property
     def current_layout(self) -> LayoutVersion:
@@ -108,11 +114,15 @@ class System:
         data = _disk_usage(self.config.data_dir)
         meta = _disk_usage(self.config.metadata_dir)
         return {"id": self.node_id, "hostname": self.hostname,
-                "addr": self.config.rpc_public_addr or self.config.rpc_bind_addr,
+                "addr": (self.membership.public_addr if self.membership is not None
+                         else self.config.rpc_public_addr) or self.config.rpc_bind_addr,
                 "garageVersion": VERSION, "dataPartition": data, "metadataPartition": meta}
 
     def known_nodes(self) -> list[dict[str, Any]]:
-        """Every node we know of: ourselves, and the nodes the layout names."""
+        """Every node we know of, with isUp and lastSeenSecsAgo: ourselves, our peers and
+        the nodes the layout names (down when there is no RPC, as in unit tests)."""
+        if self.membership is not None:
+            return self.membership.known_nodes()
         out = [dict(self.local_status(), isUp=True, lastSeenSecsAgo=None)]
         others = set(self.layout.all_nodes()) | {
             n for n, r in self.layout.staged_roles().items() if r is not None}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Generic
 
 from ..db.base import Db, Transaction
+from ..db.writer import after_commit
 from ..util.ids import partition_hash
 from .merkle_tree import TableMerkle
 from .schema import E, Entry, TableSchema
@@ -42,6 +43,9 @@ class TableData(Generic[E]):
         db.open_tree(self.store)
         db.open_tree(self.insert_queue)
         self.on_queued: Callable[[], None] | None = None
+        # Bumped by every local write of an entry (before its commit): caches of decoded
+        # entries (table/cache.py) are valid only while it stays the same.
+        self.generation = 0
         # Anti-entropy's view of the entries, updated in each entry's write transaction.
         self.merkle = TableMerkle(db, schema.name, self.store)
         self.merkle.ensure()
@@ -76,16 +80,38 @@ class TableData(Generic[E]):
         return out
 
     # -- writes
-    def update_entry(self, entry: E) -> E:
+    async def write_entries(self, entries: list[E]) -> list[E]:
+        """Merge entries in the db's writer thread (see db/writer.py). Without a write check
+        they are one transaction; with one, each entry is its own transaction, in order,
+        and the first refused one stops the rest (as separate writes would)."""
         check = self.write_check
         if check is None:
-            return self.db.transaction(lambda tx: self.update_entry_tx(tx, entry))
+            return await self.db.write(lambda tx: [self.update_entry_tx(tx, e) for e in entries])
+        out = []
+        for entry in entries:
+            try:
+                out.append(await self.db.write(self._checked(check, entry)))
+            except WriteRefused as refused:
+                if refused.cleanup is not None:
+                    await self.db.write(refused.cleanup)
+                raise refused.error from None
+        return out
 
+    def _checked(self, check: Callable[[Transaction, E], None], entry: E
+                 ) -> Callable[[Transaction], E]:
         def checked(tx: Transaction) -> E:
             check(tx, entry)
             return self.update_entry_tx(tx, entry)
+        return checked
+
+    def update_entry(self, entry: E) -> E:
+        """Synchronous write_entries([entry]) on the calling thread: for tests and tools,
+        never on a running server's event loop."""
+        check = self.write_check
+        if check is None:
+            return self.db.transaction(lambda tx: self.update_entry_tx(tx, entry))
         try:
-            return self.db.transaction(checked)
+            return self.db.transaction(self._checked(check, entry))
         except WriteRefused as refused:
             if refused.cleanup is not None:
                 self.db.transaction(refused.cleanup)
@@ -93,6 +119,10 @@ class TableData(Generic[E]):
 
     def update_entry_tx(self, tx: Transaction, entry: E) -> E:
         key = tree_key(entry.partition_key(), entry.sort_key())
+        # Bumped now and again once committed (on the loop): an entry cache that re-read the
+        # old value between the two (the writer thread has not committed yet) is dropped.
+        self.generation += 1
+        after_commit(self._bump_generation)
         old_raw = tx.get(self.store, key)
         if old_raw is None:
             old, merged = None, entry
@@ -116,10 +146,15 @@ class TableData(Generic[E]):
         raw = tx.get(self.store, key)
         if raw is None or (expected is not None and raw != expected):
             return False
+        self.generation += 1
+        after_commit(self._bump_generation)
         tx.remove(self.store, key)
         self.merkle.update_tx(tx, key, None)
         self.schema.updated(tx, self.schema.decode(raw), None)
         return True
+
+    def _bump_generation(self) -> None:
+        self.generation += 1
 
     def queue_insert(self, tx: Transaction, entry: Entry) -> None:
         """Called by other tables' hooks: ship this entry to its owners later, after commit."""
@@ -132,18 +167,18 @@ class TableData(Generic[E]):
         else:
             tx.insert(self.insert_queue, key, entry.encode())
         if self.on_queued is not None:
-            self.on_queued()
+            after_commit(self.on_queued)  # the queue worker must find it committed
 
     def queued(self, limit: int) -> list[tuple[bytes, bytes]]:
         return self.db.range(self.insert_queue, None, None, limit)
 
-    def unqueue(self, items: list[tuple[bytes, bytes]]) -> None:
+    async def unqueue(self, items: list[tuple[bytes, bytes]]) -> None:
         def tx_fn(tx: Transaction) -> None:
             for k, v in items:
                 # Only drop what we shipped: a newer queued value stays for the next round.
                 if tx.get(self.insert_queue, k) == v:
                     tx.remove(self.insert_queue, k)
-        self.db.transaction(tx_fn)
+        await self.db.write(tx_fn)
 
     def merkle_root(self, partition: int) -> bytes:
         """Root hash of this node's Merkle tree of `partition` (0-255): equal on two

@@ -24,7 +24,7 @@ class InsertQueueWorker:
             return WorkerState.IDLE
         entries = [self.table.schema.decode(v) for _, v in items]
         await self.table.insert_many(entries)
-        self.table.data.unqueue(items)
+        await self.table.data.unqueue(items)
         self.done += len(items)
         return WorkerState.BUSY
 

@@ -19,6 +19,9 @@ from .data import TableData
 from .replication import Replication
 from .schema import E, TableSchema
 
+# Range reads up to this many entries stay on the event loop (a thread hop costs more).
+_INLINE_READ = 64
+
 
 class Table(Generic[E]):
     def __init__(self, system: System, db: Db, schema: TableSchema[E], replication: Replication):
@@ -52,10 +55,13 @@ class Table(Generic[E]):
         await self.insert_many([entry])
 
     async def insert_many(self, entries: Iterable[E]) -> None:
-        for e in entries:
+        """Every entry in one write transaction of the db's writer thread (one per entry
+        for tables with a write check: see TableData.write_entries)."""
+        batch = list(entries)
+        for e in batch:
             self._check_local(self._owners(e.partition_key()), self.replication.write_quorum)
-            self.data.update_entry(e)
-        await asyncio.sleep(0)
+        if batch:
+            await self.data.write_entries(batch)
 
     async def get(self, pk: bytes, sk: bytes = b"") -> E | None:
         self._check_local(self._owners(pk), self.replication.read_quorum)
@@ -65,11 +71,18 @@ class Table(Generic[E]):
                         limit: int = 1000, reverse: bool = False,
                         end_sk: bytes | None = None) -> list[E]:
         self._check_local(self._owners(pk), self.replication.read_quorum)
-        return self.data.read_range(pk, start_sk, filter, limit, reverse, end_sk)
+        if limit <= _INLINE_READ:
+            return self.data.read_range(pk, start_sk, filter, limit, reverse, end_sk)
+        # A listing page reads and decodes up to `limit` entries (more with a filter):
+        # off the event loop.
+        return await asyncio.to_thread(self.data.read_range, pk, start_sk, filter, limit,
+                                       reverse, end_sk)
 
     async def get_all_local(self, limit: int = 100_000) -> list[E]:
         """Every entry stored on this node (for full-copy tables: the whole table)."""
-        rows = self.data.db.range(self.data.store, None, None, limit)
-        return [self.schema.decode(v) for _, v in rows]
+        def scan() -> list[E]:
+            rows = self.data.db.range(self.data.store, None, None, limit)
+            return [self.schema.decode(v) for _, v in rows]
+        return await asyncio.to_thread(scan)
 
 

@@ -24,7 +24,8 @@ def free_port() -> int:
 
 class GarageNode:
     def __init__(self, root: Path, *, db_engine: str = "lmdb", extra: str = "",
-                 root_domain: str | None = ".s3.garage.localhost", block_size: str | None = None):
+                 root_domain: str | None = ".s3.garage.localhost", block_size: str | None = None,
+                 rpc_secret: str | None = None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.s3_port, self.rpc_port, self.admin_port = free_port(), free_port(), free_port()
@@ -43,7 +44,7 @@ data_dir = "{root / 'data'}"
 db_engine = "{db_engine}"
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:{self.rpc_port}"
-rpc_secret = "{secrets.token_hex(32)}"
+rpc_secret = "{rpc_secret or secrets.token_hex(32)}"
 {bs}
 {extra}
 

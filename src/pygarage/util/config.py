@@ -161,8 +161,21 @@ def load_config(path: str | Path) -> Config:
     return config_from_dict(raw, source=path)
 
 
+# Garage keys pygarage does not implement: refused rather than silently ignored.
+_UNSUPPORTED = {
+    "consul_discovery": "Consul discovery is not supported: list peers in bootstrap_peers "
+                        "or use `garage node connect`",
+    "kubernetes_discovery": "Kubernetes discovery is not supported: list peers in "
+                            "bootstrap_peers or use `garage node connect`",
+    "rpc_public_addr_subnet": "rpc_public_addr_subnet is not supported: set rpc_public_addr",
+    "rpc_bind_outgoing": "rpc_bind_outgoing is not supported",
+}
+
+
 def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     for k in raw:
+        if k in _UNSUPPORTED:
+            raise ConfigError(f"{k}: {_UNSUPPORTED[k]}")
         if k not in _KNOWN_TOP:
             log.warning("config: unknown key %r ignored", k)
     allow_wr = bool(raw.get("allow_world_readable_secrets")) or bool(
@@ -278,7 +291,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         rpc_public_addr=raw.get("rpc_public_addr") or None,
         rpc_timeout_msec=int(raw.get("rpc_timeout_msec", 300_000)),
         rpc_ping_timeout_msec=int(raw.get("rpc_ping_timeout_msec", 10_000)),
-        bootstrap_peers=tuple(raw.get("bootstrap_peers", [])),
+        bootstrap_peers=_bootstrap_peers(raw.get("bootstrap_peers", [])),
         allow_punycode=bool(raw.get("allow_punycode", False)),
         disable_scrub=bool(raw.get("disable_scrub", False)),
         http_max_connections=max_conns,
@@ -288,6 +301,19 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         admin=admin,
         source=source,
     )
+
+
+def _bootstrap_peers(v: Any) -> tuple[str, ...]:
+    from ..rpc.peer_addr import PeerAddrError, parse_peer  # rpc imports this module
+
+    if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+        raise ConfigError('bootstrap_peers must be a list of "<node id>@<host>:<port>"')
+    for p in v:
+        try:
+            parse_peer(p)
+        except PeerAddrError as e:
+            raise ConfigError(f"bootstrap_peers: {e}") from None
+    return tuple(v)
 
 
 def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

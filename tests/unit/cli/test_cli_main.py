@@ -136,9 +136,16 @@ def test_node_id_prints_full_id_and_help_on_stderr() -> None:
 
 def test_node_connect() -> None:
     target = f"{N2}@10.0.0.2:3901"
-    res, fake = run(["node", "connect", target])
+    ok = {"ConnectClusterNodes": [{"success": True, "error": None}]}
+    res, fake = run(["node", "connect", target], ok)
     assert fake.last("ConnectClusterNodes") == (None, [target])
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and res.stdout == "Success.\n"
+    failed = {"ConnectClusterNodes": [
+        {"success": False, "error": "cannot reach 10.0.0.2:3901: [Errno 111] "
+                    "Connect call failed ('10.0.0.2', 3901)"}]}
+    res, _ = run(["node", "connect", target], failed)
+    assert res.exit_code == 1
+    assert f"Could not connect to {target}: cannot reach 10.0.0.2:3901" in res.stderr
     res, fake = run(["node", "connect", "no-at-sign"])
     assert res.exit_code == 1 and fake.calls == []
 

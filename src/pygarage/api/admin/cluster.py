@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 from ...model.garage import Garage
+from ...net.peer import RpcError
 from ...rpc.layout.history import LayoutHistory
 from ...rpc.layout.version import MAXIMUM, LayoutError, NodeRole, ZoneRedundancy
+from ...rpc.peer_addr import PeerAddrError
 from ...rpc.system import VERSION
 from .errors import bad_request
 
@@ -43,12 +45,12 @@ def layout_json(h: LayoutHistory) -> dict[str, Any]:
             "stagedParameters": None if szr is None else {"zoneRedundancy": _zr_json(szr)}}
 
 
-def get_node_info(g: Garage, query: dict[str, str]) -> dict[str, Any]:
+def get_node_info(g: Garage) -> dict[str, Any]:
     s = g.system
-    info = {"nodeId": s.node_id, "hostname": s.hostname, "garageVersion": VERSION,
+    return {"nodeId": s.node_id, "hostname": s.hostname, "garageVersion": VERSION,
             "garageFeatures": ["lmdb", "sqlite", "metrics"], "dbEngine": g.db.engine,
-            "rpcPublicAddr": g.config.rpc_public_addr}
-    return {"success": {s.node_id: info}, "error": {}}
+            "rpcPublicAddr": (s.membership.public_addr if s.membership is not None
+                              else g.config.rpc_public_addr)}
 
 
 def get_cluster_status(g: Garage) -> dict[str, Any]:
@@ -71,10 +73,14 @@ def get_cluster_health(g: Garage) -> dict[str, Any]:
     up = {n["id"] for n in known if n["isUp"]}
     ok_nodes = [n for n in storage if n in up]
     quorum = g.system.replication.write_quorum
-    parts = [layout.nodes_of(p) for p in range(layout.partitions)] \
+    # As Garage: a partition has quorum when each of its write sets (one per live layout
+    # version, layout.md §4) has a write quorum of nodes up.
+    h = g.system.layout
+    parts = [h.write_sets(p) for p in range(layout.partitions)] \
         if layout.ring_ready() else []
-    parts_quorum = sum(1 for p in parts if sum(n in up for n in p) >= quorum)
-    parts_all = sum(1 for p in parts if all(n in up for n in p))
+    parts_quorum = sum(1 for sets in parts
+                       if all(sum(n in up for n in s) >= quorum for s in sets))
+    parts_all = sum(1 for sets in parts if all(n in up for s in sets for n in s))
     if not parts or parts_quorum < len(parts):
         status = "unavailable"
     elif parts_all == len(parts):
@@ -85,6 +91,25 @@ def get_cluster_health(g: Garage) -> dict[str, Any]:
             "storageNodes": len(storage), "storageNodesOk": len(ok_nodes),
             "partitions": len(parts), "partitionsQuorum": parts_quorum,
             "partitionsAllOk": parts_all}
+
+
+async def connect_cluster_nodes(g: Garage, body: Any) -> list[dict[str, Any]]:
+    """One {success, error} per "<id>@<host>:<port>", as Garage answers."""
+    if not isinstance(body, list) or not all(isinstance(a, str) for a in body):
+        raise bad_request('body must be a list of "<node id>@<host>:<port>"')
+    m = g.system.membership
+    out: list[dict[str, Any]] = []
+    for addr in body:
+        if m is None:
+            out.append({"success": False, "error": "this node's RPC is not running"})
+            continue
+        try:
+            await m.connect(addr)
+        except (RpcError, PeerAddrError) as e:
+            out.append({"success": False, "error": str(e)})
+        else:
+            out.append({"success": True, "error": None})
+    return out
 
 
 def get_cluster_layout(g: Garage) -> dict[str, Any]:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ...model.garage import Garage
+from ...net.peer import RpcError
 from ...rpc.system import VERSION
 from .errors import AdminError, bad_request
+
+_NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def node_statistics(g: Garage) -> dict[str, Any]:
@@ -29,11 +35,13 @@ def cluster_statistics(g: Garage) -> dict[str, Any]:
     data = st["dataPartition"]
     lines = ["Storage nodes:", f"  {'ID':<18} {'Hostname':<16} {'Zone':<8} {'Capacity':>14} "
              f"{'Part.':>6} {'DataAvail':>16}"]
+    known = {k["id"]: k for k in g.system.known_nodes()}  # hostnames and disks by status
     for n, r in sorted(layout.node_roles().items()):
         if r.capacity is None:
             continue
-        avail = data["available"] if n == g.system.node_id and data else None
-        lines.append(f"  {n[:16]:<18} {g.system.hostname if n == g.system.node_id else '?':<16} "
+        k = known.get(n, {})
+        avail = (k.get("dataPartition") or {}).get("available")
+        lines.append(f"  {n[:16]:<18} {k.get('hostname') or '?':<16} "
                      f"{r.zone:<8} {r.capacity:>14} {layout.partitions_of(n):>6} "
                      f"{avail if avail is not None else '?':>16}")
     if data and layout.ring_ready():
@@ -68,12 +76,50 @@ def _freeform(lines: object) -> list[str]:
     return [str(x) for x in lines] if isinstance(lines, list) else []
 
 
-def multi(g: Garage, fn: Any, *args: Any) -> dict[str, Any]:
-    """Multi-node endpoint answer; only this node is reachable from here for now."""
-    try:
-        return {"success": {g.system.node_id: fn(*args)}, "error": {}}
-    except AdminError as e:
-        return {"success": {}, "error": {g.system.node_id: e.message}}
+async def multi(g: Garage, endpoint: str, query: dict[str, str], body: Any,
+                local: Callable[[], Any]) -> dict[str, Any]:
+    """A multi-node endpoint (Garage's `?node=self|*|<id>`): this node answers with
+    `local`, other nodes through their admin RPC; a node that fails lands in `error`."""
+    me = g.system.node_id
+    target = query.get("node", "self")
+    if target == "self":
+        targets = [me]
+    elif target == "*":
+        targets = [n["id"] for n in g.system.known_nodes()]
+    elif _NODE_ID.match(target):
+        targets = [target]
+    else:
+        raise bad_request('node must be "self", "*" or a full node id (64 hex digits)')
+    out: dict[str, Any] = {"success": {}, "error": {}}
+
+    async def one(node: str) -> None:
+        if node == me:
+            try:
+                out["success"][me] = local()
+            except AdminError as e:
+                out["error"][me] = e.message
+            return
+        m = g.system.membership
+        if m is None:
+            out["error"][node] = "this node's RPC is not running"
+            return
+        try:
+            res = await m.call_admin(bytes.fromhex(node), endpoint,
+                                     dict(query, node="self"), body)
+        except RpcError as e:
+            out["error"][node] = str(e)
+            return
+        if not isinstance(res, dict) or not isinstance(res.get("success"), dict) or \
+                not isinstance(res.get("error"), dict):
+            out["error"][node] = "invalid answer"
+            return
+        if node in res["success"]:
+            out["success"][node] = res["success"][node]
+        else:
+            out["error"][node] = str(res["error"].get(node, "no answer"))
+
+    await asyncio.gather(*(one(n) for n in targets))
+    return out
 
 
 def block_info(g: Garage, body: dict[str, Any]) -> dict[str, Any]:

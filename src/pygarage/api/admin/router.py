@@ -15,8 +15,7 @@ _BUCKET_KEY = {"ListBuckets", "GetBucketInfo", "CreateBucket", "DeleteBucket", "
                "ListKeys", "GetKeyInfo", "CreateKey", "ImportKey", "UpdateKey", "DeleteKey"}
 
 # Endpoints the daemon answers 501 for; the CLI test fake answers them the same way.
-NOT_YET = {"ConnectClusterNodes": "connecting nodes (multi-node clusters)",
-            "LaunchRepairOperation": "repair operations",
+NOT_YET = {"LaunchRepairOperation": "repair operations",
             "CleanupIncompleteUploads": "cleanup of incomplete uploads",
             "InspectObject": "object inspection", "CreateMetadataSnapshot": "snapshots",
             "GetWorkerInfo": "worker info", "GetWorkerVariable": "worker variables",
@@ -30,11 +29,14 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
     if endpoint in _BUCKET_KEY:
         return await buckets_keys.call(g, endpoint, query, body)
     if endpoint == "GetNodeInfo":
-        return cluster.get_node_info(g, query)
+        return await node_ops.multi(g, endpoint, query, body,
+                                    lambda: cluster.get_node_info(g))
     if endpoint == "GetClusterStatus":
         return cluster.get_cluster_status(g)
     if endpoint == "GetClusterHealth":
         return cluster.get_cluster_health(g)
+    if endpoint == "ConnectClusterNodes":
+        return await cluster.connect_cluster_nodes(g, body)
     if endpoint == "GetClusterLayout":
         return cluster.get_cluster_layout(g)
     if endpoint == "UpdateClusterLayout":
@@ -50,15 +52,18 @@ async def admin_call(g: Garage, endpoint: str, query: dict[str, str], body: Any)
     if endpoint == "ClusterLayoutSkipDeadNodes":
         return await cluster.skip_dead_nodes(g, body)
     if endpoint == "GetNodeStatistics":
-        return node_ops.multi(g, node_ops.node_statistics, g)
+        return await node_ops.multi(g, endpoint, query, body,
+                                    lambda: node_ops.node_statistics(g))
     if endpoint == "GetClusterStatistics":
         return node_ops.cluster_statistics(g)
     if endpoint == "ListWorkers":
-        return node_ops.multi(g, node_ops.list_workers, g, body)
+        return await node_ops.multi(g, endpoint, query, body,
+                                    lambda: node_ops.list_workers(g, body))
     if endpoint == "ListBlockErrors":
-        return node_ops.multi(g, lambda: [])
+        return await node_ops.multi(g, endpoint, query, body, lambda: [])
     if endpoint == "GetBlockInfo":
-        return node_ops.multi(g, node_ops.block_info, g, body)
+        return await node_ops.multi(g, endpoint, query, body,
+                                    lambda: node_ops.block_info(g, body))
     if endpoint in NOT_YET:
         raise node_ops.not_yet(NOT_YET[endpoint])
     raise AdminError(400, "InvalidRequest", f"unknown admin endpoint: {endpoint}")

@@ -13,10 +13,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from ...model.bucket_table import Bucket
 from ...model.garage import Garage
 from ...model.helpers.bucket import BucketHelper
 from ...model.helpers.errors import HelperError
 from ...model.key_table import Key
+from ...table.cache import EntryCache
 from ...util import metrics
 from ...util.errors import GarageError
 from ...util.logsafe import logsafe
@@ -61,6 +63,9 @@ IMPLEMENTED = READ_ENDPOINTS - {"GetBucketAcl"} | {
     "CompleteMultipartUpload", "AbortMultipartUpload", "GetBucketWebsite", "PutBucketWebsite",
     "DeleteBucketWebsite", "GetBucketCors", "PutBucketCors", "DeleteBucketCors"}
 IMPLEMENTED |= {"GetBucketLifecycle", "PutBucketLifecycle", "DeleteBucketLifecycle"}
+# Endpoints whose handlers may modify the key or bucket entry they get (and write it back):
+# they get their own copies, not the shared cached ones.
+_ADMIN_ENDPOINTS = {"CreateBucket", "DeleteBucket", "ListBuckets"} | OWNER_ENDPOINTS
 
 
 _CONDITIONAL_WRITES = {"PutObject", "CopyObject", "CompleteMultipartUpload"}
@@ -74,6 +79,9 @@ class S3ApiServer:
         self.strict_region = garage.config.s3_api.strict_region
         self._rid_prefix = secrets.token_hex(4).upper()
         self._rid_seq = itertools.count()
+        self._keys = EntryCache(garage.key_table)
+        self._aliases = EntryCache(garage.bucket_alias_table)
+        self._buckets = EntryCache(garage.bucket_table)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start = time.monotonic()
@@ -165,10 +173,12 @@ class S3ApiServer:
             return await post_object.PostObjectHandler(self.garage, regions).handle(
                 request, bucket_name)
         looked_up: list[Key] = []  # the key read for the signature check, read only once
+        cached = endpoint.name not in _ADMIN_ENDPOINTS
 
         def lookup_secret(key_id: str) -> str | None:
             # Keys are a full-copy table: a local read, no network on the auth path.
-            k = self.garage.key_table.data.read_entry(key_id.encode(), b"")
+            k = (self._keys.get(key_id.encode()) if cached
+                 else self.garage.key_table.data.read_entry(key_id.encode(), b""))
             if k is None or k.deleted:
                 return None
             looked_up.append(k)
@@ -201,8 +211,10 @@ class S3ApiServer:
                                            f"{endpoint.name} are not implemented by pygarage "
                                            "yet")
         if bucket_name is not None and endpoint.name != "CreateBucket":
-            bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
-            bucket = await BucketHelper(self.garage).get(bid) if bid else None
+            bucket = self._cached_bucket(bucket_name, api_key) if cached else None
+            if bucket is None:
+                bid = await BucketHelper(self.garage).resolve(bucket_name, api_key)
+                bucket = await BucketHelper(self.garage).get(bid) if bid else None
             if bucket is None:
                 raise errors.NoSuchBucket()
             ctx.bucket = bucket
@@ -236,6 +248,16 @@ class S3ApiServer:
         bucket = await bh.get(bid) if bid is not None else None
         return web.Response(status=200, headers=cors.preflight(bucket, headers,
                                                                named=bucket_name is not None))
+
+    def _cached_bucket(self, name: str, key: Key) -> Bucket | None:
+        """BucketHelper.resolve + get from the entry caches (None: not found there, ask the
+        tables, which answer the same and raise the same errors)."""
+        bid = key.local_alias(name)
+        if bid is None:
+            alias = self._aliases.get(name.encode())
+            bid = alias.bucket_id() if alias is not None else None
+        b = self._buckets.get(bid) if bid is not None else None
+        return None if b is None or b.deleted else b
 
     async def _dispatch(self, ctx: ReqCtx, ep: Endpoint, body: Body) -> web.StreamResponse:
         n = ep.name

@@ -148,11 +148,21 @@ async def handle_get_object(ctx: ReadCtx, head: bool, *, status: int | None = No
         return web.Response(status=status, headers=headers)
     if v.inline is not None:
         return web.Response(status=status, headers=headers, body=v.inline[start:end])
+    if sse is None and v.first_block is not None and size <= ctx.garage.config.block_size:
+        # Most likely a single block: read it without the version entry. A block that holds
+        # the whole size proves there is no other (else: the general path below).
+        data = await ctx.garage.block_manager.get_block(v.first_block)
+        if len(data) == size:
+            return web.Response(status=status, headers=headers, body=data[start:end])
     chunks = stream_blocks(ctx.garage, v, start, end,
                            decrypt=sse.decrypt if sse is not None else None)
     # Fetch the first block before sending headers: if it is missing or corrupted, the
     # client gets a clean error instead of a cut stream.
     first = await anext(chunks, b"") if end > start else b""
+    if len(first) == end - start:
+        # All of it in one block (small objects): one response, one send with the headers.
+        await chunks.aclose()
+        return web.Response(status=status, headers=headers, body=first)
     resp = web.StreamResponse(status=status, headers=headers)
     await resp.prepare(ctx.request)
     try:

@@ -67,7 +67,7 @@ class BucketHelper:
     # -- creation and deletion
     async def create(self, global_alias: str | None = None) -> Bucket:
         try:
-            b = create_bucket(self.g, global_alias)
+            b = await create_bucket(self.g, global_alias)
         except NameTaken:
             raise BucketAlreadyExistsErr(f"bucket {global_alias!r} already exists") from None
         await asyncio.sleep(0)
@@ -76,14 +76,14 @@ class BucketHelper:
     async def create_local(self, key: Key, alias: str, perm: tuple[bool, bool, bool],
                            shadow_global: bool = False) -> Bucket:
         """A new bucket named `alias` in the key's namespace; NameTaken if in use."""
-        b = create_bucket(self.g, None, (key.key_id, alias, perm), shadow_global)
+        b = await create_bucket(self.g, None, (key.key_id, alias, perm), shadow_global)
         await asyncio.sleep(0)
         return b
 
     async def delete(self, b: Bucket) -> None:
         """Raises BucketNotEmptyErr if the bucket holds objects or a PutObject in progress;
         unfinished multipart uploads are aborted (see bucket_lifecycle for the design)."""
-        delete_bucket(self.g, b.id)
+        await delete_bucket(self.g, b.id)
         await asyncio.sleep(0)
 
     # -- aliases

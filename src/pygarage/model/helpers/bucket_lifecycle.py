@@ -3,9 +3,9 @@
 Why: both are check-then-act. Two CreateBucket of one name must not both win (one bucket
 would be left without a name), and a DeleteBucket must not answer 204 while a PutObject of
 the same moment answers 200 (a live object in a deleted bucket, its blocks referenced
-forever). The db runs one write transaction at a time (LMDB has a single writer, SQLite takes
-BEGIN IMMEDIATE), so a check and the write it guards, done in one transaction, cannot be
-separated by another writer:
+forever). The db runs one write transaction at a time (every write runs in the db's
+writer thread, each in a nested transaction of its own), so a check and the write it
+guards, done in one transaction, cannot be separated by another writer:
 
 - create: the name is checked free (in the key's namespace and among global aliases) and
   claimed, with the new bucket and its permissions, in the same transaction;
@@ -63,7 +63,7 @@ def _key(tx: Transaction, g: Garage, key_id: str) -> Key | None:
     return None if k is None or k.deleted else k
 
 
-def create_bucket(g: Garage, global_alias: str | None = None,
+async def create_bucket(g: Garage, global_alias: str | None = None,
                   local: tuple[str, str, tuple[bool, bool, bool]] | None = None,
                   local_shadows_global: bool = False) -> Bucket:
     """A new bucket named by a global alias and/or a key's local alias
@@ -110,10 +110,10 @@ def create_bucket(g: Garage, global_alias: str | None = None,
             g.key_table.data.update_entry_tx(tx, key)
         return b
 
-    return g.db.transaction(tx_fn)
+    return await g.db.write(tx_fn)
 
 
-def delete_bucket(g: Garage, bucket_id: bytes) -> None:
+async def delete_bucket(g: Garage, bucket_id: bytes) -> None:
     """Delete an empty bucket: abort its unfinished multipart uploads, drop its names and
     permissions, mark it deleted. Raises BucketNotEmptyErr if it holds an object or a
     PutObject in progress."""
@@ -136,7 +136,7 @@ def delete_bucket(g: Garage, bucket_id: bytes) -> None:
         b.deleted = True
         g.bucket_table.data.update_entry_tx(tx, b)
 
-    g.db.transaction(tx_fn)
+    await g.db.write(tx_fn)
 
 
 def _check_empty(tx: Transaction, g: Garage, bucket_id: bytes

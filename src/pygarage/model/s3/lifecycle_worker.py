@@ -74,7 +74,7 @@ class LifecycleWorker:
         store = self.g.object_table.data.store
         rows = self.g.db.range(store, p.pos, None, BATCH)
         if not rows:
-            self._finish(p)
+            await self._finish(p)
             return WorkerState.IDLE
         for k, v in rows:
             obj = self.g.object_table.data.schema.decode(v)
@@ -83,14 +83,14 @@ class LifecycleWorker:
                 # No rules for this bucket: jump past all its objects.
                 p.pos = _after_prefix(partition_hash(obj.bucket_id))
                 if p.pos is None:
-                    self._finish(p)
+                    await self._finish(p)
                     return WorkerState.IDLE
                 break
             p.pos = k + b"\x00"
         return WorkerState.BUSY
 
-    def _finish(self, p: _Pass) -> None:
-        self.g.db.insert(STATE_TREE, LAST_COMPLETED, p.day.isoformat().encode())
+    async def _finish(self, p: _Pass) -> None:
+        await self.g.db.write_insert(STATE_TREE, LAST_COMPLETED, p.day.isoformat().encode())
         self.last_completed, self.last_pass, self.running = p.day, p, None
         log.info("lifecycle pass of %s done: %d objects seen, %d expired, %d uploads "
                  "aborted", p.day, p.seen, p.expired, p.aborted)
