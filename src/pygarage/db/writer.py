@@ -62,13 +62,23 @@ def _settle(item: _Item, ok: bool, value: Any) -> None:
         item.fut.set_exception(value)
 
 
+def _finish(item: _Item, ok: bool, value: Any) -> None:
+    """(item's loop) The after-commit callbacks, then the outcome: in one step, so the
+    caller never resumes before its callbacks ran (two separate hand-overs could be run by
+    the loop in between, the caller first)."""
+    if ok:
+        for cb in item.callbacks:
+            try:
+                cb()
+            except Exception:
+                log.exception("after-commit callback failed")
+    _settle(item, ok, value)
+
+
 def _deliver(item: _Item, ok: bool, value: Any) -> None:
     """(writer thread) Hand the outcome and, on success, the callbacks to item's loop."""
     try:
-        item.loop.call_soon_threadsafe(_settle, item, ok, value)
-        if ok:
-            for cb in item.callbacks:
-                item.loop.call_soon_threadsafe(cb)
+        item.loop.call_soon_threadsafe(_finish, item, ok, value)
     except RuntimeError:
         pass  # the loop is closed: nobody is waiting any more
 

@@ -186,3 +186,17 @@ async def test_close_commits_what_is_queued_then_refuses(db: Db, tmp_path: Path)
     assert db.get("t", b"n") == b"5"
     with pytest.raises(RuntimeError, match="closed"):
         await db.write(_bump(9))
+
+
+async def test_callbacks_have_run_when_the_caller_resumes(db: Db) -> None:
+    # The writer hands over the outcome and the callbacks from its thread: the caller must
+    # never resume first (an entry cache relies on it). Many rounds, to meet the race.
+    db.open_tree("t")
+    for i in range(300):
+        ran: list[int] = []
+
+        def fn(tx: Transaction, i: int = i, ran: list[int] = ran) -> None:
+            tx.insert("t", b"k", str(i).encode())
+            after_commit(lambda: ran.append(i))
+        await db.write(fn)
+        assert ran == [i]
