@@ -308,13 +308,13 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving side
 
-    def receive_data(self, data: bytes | bytearray) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed any split of the peer's bytes; never raises on hostile input."""
         if self.closed:
             return []
         if self._buf:
             self._buf += data
-            buf: bytes | bytearray = self._buf
+            buf: bytes | bytearray | memoryview = self._buf
         else:
             buf = data  # the common case (whole frames per record): no re-buffering
         events: list[Event] = []
