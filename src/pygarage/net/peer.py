@@ -166,12 +166,16 @@ class PeerConnection(asyncio.BufferedProtocol):
             transport.write(self._hs.start())
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        # Keep room for a whole record after the incomplete one at the front: the buffer
-        # holds two, so moving the tail down is needed at most once per record.
-        if len(self._rbuf) - self._rstart < _RBUF // 2:
-            n = self._rend - self._rstart
-            self._rbuf[:n] = self._rbuf[self._rstart:self._rend]
-            self._rstart, self._rend = 0, n
+        # The incomplete record at the front is moved down only when it could not be
+        # completed in place; as the buffer holds two whole records, that is rare.
+        start, end = self._rstart, self._rend
+        if start:
+            need = 4 + MAX_RECORD
+            if end - start >= 4:
+                need = 4 + int.from_bytes(self._rbuf[start:start + 4], "big")
+            if start + need > _RBUF:
+                self._rview[:end - start] = self._rview[start:end]  # memmove
+                self._rstart, self._rend = 0, end - start
         return self._rview[self._rend:]
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -76,6 +76,7 @@ def _streamed_wire() -> tuple[bytes, bytes]:
 
 def test_fed_byte_by_byte_and_split_at_every_offset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(c, "CHUNK", 64)  # many small frames keep the O(n^2) loop fast
+    monkeypatch.setattr(c, "MAX_FRAME", 64)
     req, resp = _streamed_wire()
     want_req = Connection(initiator=False).receive_data(req)
     assert [type(e) for e in want_req] == [Request, Data, Data, Data, Data, End]
@@ -136,10 +137,35 @@ def test_equal_priorities_take_turns_frame_by_frame() -> None:
     a, b = _pair()
     s1 = a.send_request("p", 1, PRIO_NORMAL, streamed=True)
     s2 = a.send_request("p", 2, PRIO_NORMAL, streamed=True)
-    a.send_data(s1, b"1" * 3 * CHUNK)
-    a.send_data(s2, b"2" * 3 * CHUNK)
-    order = [e.sid for e in _pump(a, b) if isinstance(e, Data)]
-    assert order == [s1, s2, s1, s2, s1, s2]
+    a.send_data(s1, b"1" * 3 * c.TURN)
+    a.send_data(s2, b"2" * 3 * c.TURN)
+    evs = [e for e in b.receive_data(a.data_to_send(limit=8 * c.TURN))
+           if isinstance(e, Data)]
+    assert [e.sid for e in evs] == [s1, s2, s1, s2, s1, s2]
+    assert {len(e.data) for e in evs} == {c.TURN}
+
+
+def test_a_body_sending_alone_goes_in_large_frames_within_the_budget() -> None:
+    a, b = _pair()
+    sid = a.send_request("put", None, PRIO_NORMAL, streamed=True)
+    a.send_data(sid, bytes(WINDOW))
+    a.end_data(sid)
+    sizes = [len(e.data) for e in b.receive_data(a.data_to_send(limit=4 * WINDOW))
+             if isinstance(e, Data)]
+    assert sizes == [c.MAX_FRAME] * (WINDOW // c.MAX_FRAME)
+    # A small budget (the glue's record size) cuts frames to fit it: a batch overshoots
+    # its budget by one CHUNK frame at most, so records never need splitting.
+    sid = a.send_request("put", None, PRIO_NORMAL, streamed=True)
+    a.send_data(sid, bytes(WINDOW))
+    for limit in (CHUNK // 2, 3 * CHUNK, c.MAX_FRAME + 1000):
+        out = a.data_to_send(limit=limit)
+        assert limit <= len(out) <= limit + CHUNK + 9
+        assert not any(isinstance(e, ProtocolError) for e in b.receive_data(out))
+    # Anything of higher priority goes first, in the same batch.
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    evs = b.receive_data(a.data_to_send(limit=c.MAX_FRAME))
+    assert evs[0] == Request(ping, "ping", PRIO_HIGH, None, False)
+    assert isinstance(evs[1], Data) and evs[1].sid == sid
 
 
 def test_flow_control_holds_back_until_consumed() -> None:
@@ -201,7 +227,7 @@ def test_malformed_request_heads_are_answered_not_fatal(body: bytes) -> None:
 @pytest.mark.parametrize("wire, why", [
     (_frame(c.DATA, 1, b"x"), "without a head"),
     (_frame(c.HEAD_END, 0, _head(["p", 1, None, False])), "id 0"),
-    (struct.pack(">BII", c.DATA, 1, CHUNK + 1), "frame of"),
+    (struct.pack(">BII", c.DATA, 1, c.MAX_FRAME + 1), "frame of"),
     (struct.pack(">BII", c.HEAD, 1, 0xFFFFFFFF), "frame of"),
     (_frame(c.HEAD_END, 1, _head(["p", 1, None, True])) + _frame(99, 1, b""),
      "unknown frame kind"),
