@@ -32,7 +32,8 @@ _SEND_BATCH = MAX_RECORD - MAC_LEN - core.CHUNK - 1024
 # keep the socket busy while the next record is encrypted, small enough that an
 # interactive frame never waits behind more than a few milliseconds of bulk data.
 _TRANSPORT_HIGH = 1024 * 1024
-_RBUF = 2 * (MAX_RECORD + 4)  # receive buffer: two whole records
+_RBUF = 2 * (MAX_RECORD + 4)  # receive buffer once authenticated: two whole records
+_HS_RBUF = 16 * 1024  # before: the handshake keeps its own (small) buffer
 
 
 class RpcError(Exception):
@@ -136,7 +137,7 @@ class PeerConnection(asyncio.BufferedProtocol):
         self._opener: Opener | None = None
         self._transport: asyncio.Transport | None = None
         # Received bytes land here (recv_into) and records are opened in place.
-        self._rbuf = bytearray(_RBUF)
+        self._rbuf = bytearray(_HS_RBUF)  # no large buffer for unauthenticated peers
         self._rview = memoryview(self._rbuf)
         self._rstart = self._rend = 0
         self._paused = False
@@ -173,7 +174,7 @@ class PeerConnection(asyncio.BufferedProtocol):
             need = 4 + MAX_RECORD
             if end - start >= 4:
                 need = 4 + int.from_bytes(self._rbuf[start:start + 4], "big")
-            if start + need > _RBUF:
+            if start + need > len(self._rbuf):
                 self._rview[:end - start] = self._rview[start:end]  # memmove
                 self._rstart, self._rend = 0, end - start
         return self._rview[self._rend:]
@@ -196,6 +197,8 @@ class PeerConnection(asyncio.BufferedProtocol):
             if not self._hs.done:
                 return
             self._established()
+            self._rbuf = bytearray(_RBUF)
+            self._rview = memoryview(self._rbuf)
             rest = self._hs.rest()
             self._rview[:len(rest)] = rest
             self._rend = len(rest)
