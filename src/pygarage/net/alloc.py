@@ -11,9 +11,8 @@ free memory to reuse (bounded, so the process still shrinks after a burst).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
-import platform
+import os
 
 log = logging.getLogger("pygarage.net")
 
@@ -21,23 +20,31 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP = 4 << 20  # buffers below this come from the heap (records and frames are <= 1 MiB)
 _TRIM = 32 << 20  # free heap kept for reuse before it is given back
-_done = False
+_done: bool | None = None
+
+
+def _is_glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError, AttributeError):  # not a glibc system
+        return False
 
 
 def keep_freed_memory() -> bool:
     """Once per process; False where the C library is not glibc (nothing to tune)."""
     global _done
-    if _done:
-        return True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+    if _done is None:
+        _done = _is_glibc() and _tune()
+    return _done
+
+
+def _tune() -> bool:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP) == 1 and libc.mallopt(
             _M_TRIM_THRESHOLD, _TRIM) == 1
     except (OSError, AttributeError):
         ok = False
     if not ok:
         log.warning("could not tune the allocator: bulk RPC transfers will cost more CPU")
-    _done = ok
-    return ok
+    return bool(ok)
