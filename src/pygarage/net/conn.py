@@ -148,7 +148,11 @@ class Connection:
     def __init__(self, *, initiator: bool):
         self._next_sid = 1 if initiator else 2
         self._parity = self._next_sid % 2
-        self._last_peer_sid = 0
+        # The peer's highest stream id seen (starting one below its first), and its lower
+        # ids not seen yet: a request of higher priority overtakes the head of an earlier
+        # one, so ids do not arrive in order.
+        self._last_peer_sid = 0 if initiator else -1
+        self._unopened: set[int] = set()
         self._streams: dict[int, _Stream] = {}
         self._incoming = 0
         self._control: list[bytes] = []
@@ -367,13 +371,22 @@ class Connection:
                 if sid >= self._next_sid:
                     raise _Fatal(f"frame for stream {sid} that was never opened")
                 return  # a late frame for a request we cancelled or finished
-            if sid <= self._last_peer_sid:
+            if sid > self._last_peer_sid:
+                skipped = range(self._last_peer_sid + 2, sid, 2)
+                if len(self._unopened) + len(skipped) > MAX_INCOMING:
+                    raise _Fatal(f"stream id {sid} skips too many")
+                self._unopened.update(skipped)
+                self._last_peer_sid = sid
+            elif sid in self._unopened:
+                self._unopened.discard(sid)
+            else:
                 return  # the peer's request we answered early or that it cancelled
+            if kind == CANCEL:
+                return  # cancelled before its head was sent
             if kind not in (HEAD, HEAD_END):
                 raise _Fatal(f"stream {sid} starts without a head")
             if self._incoming >= MAX_INCOMING:
                 raise _Fatal("too many concurrent requests")
-            self._last_peer_sid = sid
             st = _Stream(sid, PRIO_NORMAL)
             self._streams[sid] = st
             self._incoming += 1

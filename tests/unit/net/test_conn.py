@@ -293,3 +293,38 @@ def test_random_frames_never_raise(frames: list[tuple[int, int, bytes]]) -> None
     for e in r.receive_data(wire):
         assert not isinstance(e, Exception)
     r.data_to_send()
+
+
+def test_a_request_overtaken_by_a_higher_priority_one_still_arrives() -> None:
+    # The head of a high-priority call goes before that of an earlier background call, so
+    # the peer sees stream ids out of order: the earlier one is a new request, not a late
+    # frame of a finished one (it used to be dropped silently and its caller hung).
+    a, b = _pair()
+    bulk = a.send_request("block/put", None, PRIO_BACKGROUND, streamed=True)
+    a.send_data(bulk, b"x" * 10)
+    a.end_data(bulk)
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    evs = _pump(a, b)
+    assert [(type(e), e.sid) for e in evs] == [
+        (Request, ping), (Request, bulk), (Data, bulk), (End, bulk)]
+    # Both ways round: answered, the ids are closed; late frames for them are ignored.
+    b.send_response(ping, True, None)
+    b.send_response(bulk, True, 10)
+    assert [e.sid for e in _pump(b, a) if isinstance(e, Response)] == [ping, bulk]
+    assert b.receive_data(_frame(c.DATA, bulk, b"late")) == []
+
+
+def test_cancelled_before_its_head_was_sent() -> None:
+    a, b = _pair()
+    first = a.send_request("slow", None, PRIO_BACKGROUND)
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    b.receive_data(a.data_to_send(limit=1))  # only the ping's head goes
+    a.cancel(first)
+    evs = _pump(a, b)
+    assert not any(isinstance(e, ProtocolError) for e in evs)
+    assert b.send_response(ping, True, None)
+    # A peer skipping ids far beyond what it could have in flight is refused.
+    _, b2 = _pair()
+    evs = b2.receive_data(_frame(c.HEAD_END, 2 * c.MAX_INCOMING + 1001,
+                                 _head(["p", 1, None, False])))
+    assert isinstance(evs[-1], ProtocolError) and "skips" in evs[-1].message
