@@ -25,7 +25,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from pygarage.net.conn import PRIO_NORMAL
+from pygarage.net.conn import PRIO_BACKGROUND, PRIO_HIGH, PRIO_NORMAL
 from pygarage.net.netapp import NetApp
 from pygarage.net.peer import IncomingRequest, PeerConnection, Reply
 
@@ -249,6 +249,26 @@ async def bench(args: argparse.Namespace, secret: bytes, ports: dict[str, Any],
                 side: {who: statistics.median(r[side][f"cpu_ms_{who}"] for r in rounds)
                        for who in ("client", "server")} for side in ("rpc", "raw")}
             res[name][mode]["rounds"] = rounds
+    # Priorities: interactive calls while 4 background uploads keep the link full.
+    stop = False
+
+    async def background() -> None:
+        while not stop:
+            n, _ = await link.call("sink", None, stream=big, prio=PRIO_BACKGROUND)
+            assert n == MiB
+
+    bulk = [asyncio.create_task(background()) for _ in range(4)]
+    await asyncio.sleep(0.2)
+
+    samples = []
+    for _ in range(max(args.samples // 5, 50)):
+        t0 = time.perf_counter()
+        await link.call("echo", small, prio=PRIO_HIGH)
+        samples.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.001)  # a caller, not a flood
+    res["latency_small_high_prio_under_bulk"] = _lat(samples)
+    stop = True
+    await asyncio.gather(*bulk)
     res["cpu_seconds"] = {"client": time.process_time(), "server": _proc_cpu(server_pid)}
     await app.close()
     for r in raws:
@@ -275,6 +295,9 @@ def _print(res: dict[str, Any]) -> None:
             print(f"  {name + ' ' + mode:<42} rpc {cpu['rpc']['client']:.2f} + "
                   f"{cpu['rpc']['server']:.2f}   raw {cpu['raw']['client']:.2f} + "
                   f"{cpu['raw']['server']:.2f}")
+    pb = res["latency_small_high_prio_under_bulk"]
+    print(f"small call at high priority under 4 background 1 MiB uploads (us): "
+          f"p50 {pb['p50_us']:.0f}, p99 {pb['p99_us']:.0f}")
     up = res["mib_per_s_1mib_upload"]["concurrency_4"]
     ok = up["ratio"] >= 0.5
     print(f"1 MiB bodies (upload, concurrency 4) at >= 50% of raw TCP: "
