@@ -9,6 +9,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from .alloc import keep_freed_memory
 from .conn import PRIO_NORMAL
 from .peer import (
     HANDSHAKE_TIMEOUT,
@@ -31,6 +32,7 @@ class NetApp:
         self.on_link: list[Callable[[PeerConnection], None]] = []
         self._server: asyncio.Server | None = None
         self._all: set[PeerConnection] = set()
+        keep_freed_memory()  # bulk transfers churn ~1 MiB buffers: see alloc.py
 
     def register(self, path: str, handler: Handler) -> None:
         self.handlers[path] = handler

@@ -18,18 +18,22 @@ from nacl.signing import SigningKey
 
 from . import conn as core
 from . import handshake as hs
-from .secretstream import Opener, Sealer, StreamError
+from .secretstream import MAC_LEN, MAX_RECORD, Opener, Sealer, StreamError
 
 log = logging.getLogger("pygarage.net")
 
 HANDSHAKE_TIMEOUT = 10.0
 PING_PATH = "net/ping"
 _WRITE_HIGH = 512 * 1024  # body bytes queued per stream before its writer waits
-_SEND_BATCH = 256 * 1024  # plaintext per record: one crypto call per ~4 frames
+# Plaintext per record: frames_to_send may overshoot by one frame, and the record must stay
+# within MAX_RECORD. Big records mean few crypto calls and few, large socket writes.
+_SEND_BATCH = MAX_RECORD - MAC_LEN - core.CHUNK - 1024
 # Bytes the socket's user-space buffer may hold before we stop producing frames: enough to
 # keep the socket busy while the next record is encrypted, small enough that an
 # interactive frame never waits behind more than a few milliseconds of bulk data.
 _TRANSPORT_HIGH = 1024 * 1024
+_RBUF = 2 * (MAX_RECORD + 4)  # receive buffer once authenticated: two whole records
+_HS_RBUF = 16 * 1024  # before: the handshake keeps its own (small) buffer
 
 
 class RpcError(Exception):
@@ -118,7 +122,7 @@ class BodyStream:
         return b"".join(parts)
 
 
-class PeerConnection(asyncio.Protocol):
+class PeerConnection(asyncio.BufferedProtocol):
     def __init__(self, secret: bytes, key: SigningKey, handlers: dict[str, Handler], *,
                  initiator: bool, expected: bytes | None = None,
                  on_close: Callable[[PeerConnection], None] | None = None):
@@ -132,7 +136,12 @@ class PeerConnection(asyncio.Protocol):
         self._sealer: Sealer | None = None
         self._opener: Opener | None = None
         self._transport: asyncio.Transport | None = None
+        # Received bytes land here (recv_into) and records are opened in place.
+        self._rbuf = bytearray(_HS_RBUF)  # no large buffer for unauthenticated peers
+        self._rview = memoryview(self._rbuf)
+        self._rstart = self._rend = 0
         self._paused = False
+        self._flush_soon = False
         self._pending: dict[int, asyncio.Future[_Answer]] = {}
         self._in_streams: dict[int, BodyStream] = {}
         self._serving: dict[int, asyncio.Task[None]] = {}
@@ -157,10 +166,27 @@ class PeerConnection(asyncio.Protocol):
         if isinstance(self._hs, hs.ClientHandshake):
             transport.write(self._hs.start())
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The incomplete record at the front is moved down only when it could not be
+        # completed in place; as the buffer holds two whole records, that is rare.
+        start, end = self._rstart, self._rend
+        if start:
+            need = 4 + MAX_RECORD
+            if end - start >= 4:
+                need = 4 + int.from_bytes(self._rbuf[start:start + 4], "big")
+            if start + need > len(self._rbuf):
+                self._rview[:end - start] = self._rview[start:end]  # memmove
+                self._rstart, self._rend = 0, end - start
+        return self._rview[self._rend:]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._rend += nbytes
         if self.closed:
+            self._rstart = self._rend = 0
             return
         if self._opener is None:
+            data = bytes(self._rview[self._rstart:self._rend])
+            self._rstart = self._rend = 0
             try:
                 out = self._hs.receive(data)
             except hs.HandshakeError as e:
@@ -171,24 +197,35 @@ class PeerConnection(asyncio.Protocol):
             if not self._hs.done:
                 return
             self._established()
-            data = self._hs.rest()
-            if not data:
+            self._rbuf = bytearray(_RBUF)
+            self._rview = memoryview(self._rbuf)
+            rest = self._hs.rest()
+            self._rview[:len(rest)] = rest
+            self._rend = len(rest)
+            if not rest:
                 return
         assert self._opener is not None
-        try:
-            records = self._opener.feed(data)
-        except StreamError as e:
-            self._drop(str(e))
-            return
-        for rec in records:
-            for ev in self._core.receive_data(rec):
-                self._event(ev)
-            if self.closed:
+        with self._rview[self._rstart:self._rend] as view:
+            try:
+                records, used = self._opener.open_in_place(view)
+            except StreamError as e:
+                self._drop(str(e))
                 return
-        self._flush()
+            # The plaintexts are views into the receive buffer: the core copies what it
+            # keeps before we return and the buffer is reused.
+            for rec in records:
+                for ev in self._core.receive_data(rec):
+                    self._event(ev)
+                rec.release()
+                if self.closed:
+                    return
+        self._rstart += used
+        if self._rstart == self._rend:
+            self._rstart = self._rend = 0
+        self._flush_now()
 
     def eof_received(self) -> bool | None:
-        if self._opener is not None and self._opener.buffered:
+        if self._opener is not None and self._rend > self._rstart:
             self._drop("stream truncated")
         return None
 
@@ -197,7 +234,7 @@ class PeerConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        self._flush()
+        self._flush_now()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed and not self._hs.done:
@@ -375,6 +412,14 @@ class PeerConnection(asyncio.Protocol):
         self._flush()
 
     def _flush(self) -> None:
+        """Send what the core has, once the callbacks ready now have run: their frames
+        (credit, responses, calls) then share one record and one send."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_soon = False
         if self._sealer is None or self._transport is None or self.closed:
             return
         while not self._paused and self._core.has_data:

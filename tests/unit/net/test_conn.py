@@ -76,6 +76,7 @@ def _streamed_wire() -> tuple[bytes, bytes]:
 
 def test_fed_byte_by_byte_and_split_at_every_offset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(c, "CHUNK", 64)  # many small frames keep the O(n^2) loop fast
+    monkeypatch.setattr(c, "MAX_FRAME", 64)
     req, resp = _streamed_wire()
     want_req = Connection(initiator=False).receive_data(req)
     assert [type(e) for e in want_req] == [Request, Data, Data, Data, Data, End]
@@ -136,10 +137,35 @@ def test_equal_priorities_take_turns_frame_by_frame() -> None:
     a, b = _pair()
     s1 = a.send_request("p", 1, PRIO_NORMAL, streamed=True)
     s2 = a.send_request("p", 2, PRIO_NORMAL, streamed=True)
-    a.send_data(s1, b"1" * 3 * CHUNK)
-    a.send_data(s2, b"2" * 3 * CHUNK)
-    order = [e.sid for e in _pump(a, b) if isinstance(e, Data)]
-    assert order == [s1, s2, s1, s2, s1, s2]
+    a.send_data(s1, b"1" * 3 * c.TURN)
+    a.send_data(s2, b"2" * 3 * c.TURN)
+    evs = [e for e in b.receive_data(a.data_to_send(limit=8 * c.TURN))
+           if isinstance(e, Data)]
+    assert [e.sid for e in evs] == [s1, s2, s1, s2, s1, s2]
+    assert {len(e.data) for e in evs} == {c.TURN}
+
+
+def test_a_body_sending_alone_goes_in_large_frames_within_the_budget() -> None:
+    a, b = _pair()
+    sid = a.send_request("put", None, PRIO_NORMAL, streamed=True)
+    a.send_data(sid, bytes(WINDOW))
+    a.end_data(sid)
+    sizes = [len(e.data) for e in b.receive_data(a.data_to_send(limit=4 * WINDOW))
+             if isinstance(e, Data)]
+    assert sizes == [c.MAX_FRAME] * (WINDOW // c.MAX_FRAME)
+    # A small budget (the glue's record size) cuts frames to fit it: a batch overshoots
+    # its budget by one CHUNK frame at most, so records never need splitting.
+    sid = a.send_request("put", None, PRIO_NORMAL, streamed=True)
+    a.send_data(sid, bytes(WINDOW))
+    for limit in (CHUNK // 2, 3 * CHUNK, c.MAX_FRAME + 1000):
+        out = a.data_to_send(limit=limit)
+        assert limit <= len(out) <= limit + CHUNK + 9
+        assert not any(isinstance(e, ProtocolError) for e in b.receive_data(out))
+    # Anything of higher priority goes first, in the same batch.
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    evs = b.receive_data(a.data_to_send(limit=c.MAX_FRAME))
+    assert evs[0] == Request(ping, "ping", PRIO_HIGH, None, False)
+    assert isinstance(evs[1], Data) and evs[1].sid == sid
 
 
 def test_flow_control_holds_back_until_consumed() -> None:
@@ -201,7 +227,7 @@ def test_malformed_request_heads_are_answered_not_fatal(body: bytes) -> None:
 @pytest.mark.parametrize("wire, why", [
     (_frame(c.DATA, 1, b"x"), "without a head"),
     (_frame(c.HEAD_END, 0, _head(["p", 1, None, False])), "id 0"),
-    (struct.pack(">BII", c.DATA, 1, CHUNK + 1), "frame of"),
+    (struct.pack(">BII", c.DATA, 1, c.MAX_FRAME + 1), "frame of"),
     (struct.pack(">BII", c.HEAD, 1, 0xFFFFFFFF), "frame of"),
     (_frame(c.HEAD_END, 1, _head(["p", 1, None, True])) + _frame(99, 1, b""),
      "unknown frame kind"),
@@ -267,3 +293,38 @@ def test_random_frames_never_raise(frames: list[tuple[int, int, bytes]]) -> None
     for e in r.receive_data(wire):
         assert not isinstance(e, Exception)
     r.data_to_send()
+
+
+def test_a_request_overtaken_by_a_higher_priority_one_still_arrives() -> None:
+    # The head of a high-priority call goes before that of an earlier background call, so
+    # the peer sees stream ids out of order: the earlier one is a new request, not a late
+    # frame of a finished one (it used to be dropped silently and its caller hung).
+    a, b = _pair()
+    bulk = a.send_request("block/put", None, PRIO_BACKGROUND, streamed=True)
+    a.send_data(bulk, b"x" * 10)
+    a.end_data(bulk)
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    evs = _pump(a, b)
+    assert [(type(e), e.sid) for e in evs] == [
+        (Request, ping), (Request, bulk), (Data, bulk), (End, bulk)]
+    # Both ways round: answered, the ids are closed; late frames for them are ignored.
+    b.send_response(ping, True, None)
+    b.send_response(bulk, True, 10)
+    assert [e.sid for e in _pump(b, a) if isinstance(e, Response)] == [ping, bulk]
+    assert b.receive_data(_frame(c.DATA, bulk, b"late")) == []
+
+
+def test_cancelled_before_its_head_was_sent() -> None:
+    a, b = _pair()
+    first = a.send_request("slow", None, PRIO_BACKGROUND)
+    ping = a.send_request("ping", None, PRIO_HIGH)
+    b.receive_data(a.data_to_send(limit=1))  # only the ping's head goes
+    a.cancel(first)
+    evs = _pump(a, b)
+    assert not any(isinstance(e, ProtocolError) for e in evs)
+    assert b.send_response(ping, True, None)
+    # A peer skipping ids far beyond what it could have in flight is refused.
+    _, b2 = _pair()
+    evs = b2.receive_data(_frame(c.HEAD_END, 2 * c.MAX_INCOMING + 1001,
+                                 _head(["p", 1, None, False])))
+    assert isinstance(evs[-1], ProtocolError) and "skips" in evs[-1].message
