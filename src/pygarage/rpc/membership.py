@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..net.peer import IncomingRequest, RpcError
 from ..util.config import Config, ConfigError, split_host_port
+from ..util.peer_addr import PeerAddrError, format_addr, own_public_addr, parse_peer
 from .layout.history import LayoutHistory
 from .layout.version import LayoutError
-from .peer_addr import PeerAddrError, format_addr, own_public_addr, parse_peer
 from .peer_list import load_peer_list, save_peer_list
 
 if TYPE_CHECKING:

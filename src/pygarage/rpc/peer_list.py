@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from .peer_addr import PeerAddrError, format_addr, parse_peer
+from ..util.peer_addr import PeerAddrError, format_addr, parse_peer
 
 log = logging.getLogger(__name__)
 

@@ -304,7 +304,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
 
 
 def _bootstrap_peers(v: Any) -> tuple[str, ...]:
-    from ..rpc.peer_addr import PeerAddrError, parse_peer  # rpc imports this module
+    from .peer_addr import PeerAddrError, parse_peer  # peer_addr imports this module
 
     if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
         raise ConfigError('bootstrap_peers must be a list of "<node id>@<host>:<port>"')

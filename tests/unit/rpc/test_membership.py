@@ -16,11 +16,11 @@ from pygarage.net.peer import RpcError
 from pygarage.net.server import RpcServer
 from pygarage.rpc.layout.version import NodeRole
 from pygarage.rpc.membership import P_LAYOUT_PUSH, P_PEERS, P_STATUS, Membership
-from pygarage.rpc.peer_addr import PeerAddrError, own_public_addr, parse_peer
 from pygarage.rpc.peer_list import load_peer_list, save_peer_list
 from pygarage.rpc.system import System
 from pygarage.testing.node import free_port
 from pygarage.util.config import Config, ConfigError, config_from_dict
+from pygarage.util.peer_addr import PeerAddrError, own_public_addr, parse_peer
 
 ID = "ab" * 32
 SECRET = "11" * 32

@@ -10,8 +10,8 @@ from ...model.garage import Garage
 from ...net.peer import RpcError
 from ...rpc.layout.history import LayoutHistory
 from ...rpc.layout.version import MAXIMUM, LayoutError, NodeRole, ZoneRedundancy
-from ...rpc.peer_addr import PeerAddrError
 from ...rpc.system import VERSION
+from ...util.peer_addr import PeerAddrError
 from .errors import bad_request
 
 _NODE_ID = re.compile(r"^[0-9a-f]{64}$")

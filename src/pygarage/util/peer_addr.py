@@ -8,7 +8,7 @@ import logging
 import re
 import socket
 
-from ..util.config import ConfigError, split_host_port
+from .config import ConfigError, split_host_port
 
 log = logging.getLogger(__name__)
 
