@@ -457,5 +457,6 @@ def test_unreadable_block_mid_body_cuts_the_connection(tmp_path: Any) -> None:
         assert len(got) < len(body) and got == body[:len(got)]
         log = n.log_path.read_text(errors="replace")
         assert "connection cut after" in log and "Traceback" not in log
+        assert "-> 500" not in log  # an unreadable block is a 503, not an internal error
     finally:
         n.stop()

@@ -96,7 +96,8 @@ class WebServer:
             if request.transport is not None:
                 request.transport.abort()
             request.protocol.force_close()
-            return web.Response(status=500)
+            # Fall through: the answer below is never sent, but its status is what the log
+            # line and the metrics report (503 for an unreadable block, not a 500).
         if isinstance(e, WebError):
             return _text(e.status, e.text, e.headers, request.method)
         if isinstance(e, errors.S3Error):
