@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+from ..util.atomic_file import write_atomic
 from ..util.peer_addr import PeerAddrError, format_addr, parse_peer
 
 log = logging.getLogger(__name__)
@@ -20,21 +20,7 @@ def save_peer_list(metadata_dir: Path, peers: dict[bytes, tuple[str, int]]) -> N
     path = metadata_dir / FILE_NAME
     data = json.dumps(sorted(f"{n.hex()}@{format_addr(h, p)}" for n, (h, p) in peers.items()),
                       indent=0).encode()
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, data)
 
 
 def load_peer_list(metadata_dir: Path) -> dict[bytes, tuple[str, int]]:

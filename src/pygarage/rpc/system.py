@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import socket
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
 
+from ..util.atomic_file import write_atomic
 from ..util.clock import SYSTEM_CLOCK, Clock
 from ..util.config import Config
 from .layout.history import LayoutHistory
@@ -35,13 +35,7 @@ def load_or_create_node_key(metadata_dir: Path) -> SigningKey:
         return SigningKey(path.read_bytes()[:32])
     metadata_dir.mkdir(parents=True, exist_ok=True)
     key = SigningKey.generate()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(bytes(key))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, bytes(key))
     (metadata_dir / "node_key.pub").write_bytes(bytes(key.verify_key))
     return key
 

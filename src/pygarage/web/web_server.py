@@ -14,6 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..api.common import errors
+from ..api.common.http import cut_connection
 from ..api.s3 import cors, get
 from ..model.bucket_table import Bucket
 from ..model.garage import Garage
@@ -87,15 +88,7 @@ class WebServer:
 
     def _error_response(self, request: web.BaseRequest, e: Exception) -> web.Response:
         if request.writer.output_size > 0:
-            # Part of the object is out: another response would land inside its body. Cut
-            # the connection; the client sees a short body, never a complete-looking one.
-            log.log(logging.INFO if isinstance(e, ConnectionError) else logging.WARNING,
-                    "web %s %s: connection cut after %d bytes of response: %s",
-                    logsafe(request.method), logsafe(request.path),
-                    request.writer.output_size, logsafe(e))
-            if request.transport is not None:
-                request.transport.abort()
-            request.protocol.force_close()
+            cut_connection(request, e, "web ")
             # Fall through: the answer below is never sent, but its status is what the log
             # line and the metrics report (503 for an unreadable block, not a 500).
         if isinstance(e, WebError):

@@ -72,3 +72,16 @@ async def serve(handler: Handler, bind: str, name: str,
     await site.start()
     log.info("%s listening on %s", name, bind)
     return runner
+
+
+def cut_connection(request: web.BaseRequest, error: BaseException, prefix: str = "") -> None:
+    """After part of a response went out, an error cannot be answered: a second response
+    would land inside the first one's body. Abort the connection instead (the client sees a
+    short body, never a complete-looking one) and say so in one log line."""
+    log.log(logging.INFO if isinstance(error, ConnectionError) else logging.WARNING,
+            "%s%s %s: connection cut after %d bytes of response: %s", prefix,
+            logsafe(request.method), logsafe(request.path), request.writer.output_size,
+            logsafe(error))
+    if request.transport is not None:
+        request.transport.abort()
+    request.protocol.force_close()

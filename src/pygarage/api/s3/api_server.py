@@ -23,6 +23,7 @@ from ...util import metrics
 from ...util.errors import GarageError
 from ...util.logsafe import logsafe
 from ..common import errors
+from ..common.http import cut_connection
 from ..common.signature.sigv4 import SignedRequest, verify_request
 from ..common.wire import printable
 from . import bucket as bucket_ep
@@ -94,16 +95,7 @@ class S3ApiServer:
         except Exception as e:
             error, resp = e, self._error_for(request, e, request_id)
         if error is not None and request.writer.output_size > 0:
-            # The status line and part of the body are already out: a second response would
-            # land inside the first one's body. Cut the connection instead; the client sees
-            # a short body, never a complete-looking one.
-            log.log(logging.INFO if isinstance(error, ConnectionError) else logging.WARNING,
-                    "%s %s: connection cut after %d bytes of response: %s",
-                    logsafe(request.method), logsafe(request.path),
-                    request.writer.output_size, logsafe(error))
-            if request.transport is not None:
-                request.transport.abort()
-            request.protocol.force_close()
+            cut_connection(request, error)
         elapsed = time.monotonic() - start
         name = info["name"]
         metrics.api_requests.labels(name).inc()

@@ -4,9 +4,9 @@ old or the new history, never a torn one. The previous format (one version) is m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from ...util.atomic_file import write_atomic
 from ...util.codec import CodecError, pack, unpack
 from .history import LayoutHistory
 
@@ -16,21 +16,7 @@ _MARKER_V1 = b"PGlayout1"
 
 def save_history(path: Path, history: LayoutHistory) -> None:
     data = pack(MARKER, history.encode_obj())
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, data)
 
 
 def load_history(path: Path, now_msec: int) -> LayoutHistory | None:
