@@ -187,6 +187,18 @@ def read_http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]
 
 # ------------------------------------------------------------------ aws-chunked bodies
 
+def read_until_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    sock.close()
+    return received
+
+
 def chunk_sizes(total: int, chunk: int) -> list[int]:
     return [min(chunk, total - i) for i in range(0, total, chunk)]
 

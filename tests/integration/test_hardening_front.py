@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
-from s3helpers import RawClient, read_http_response
+from s3helpers import RawClient, read_http_response, read_until_close
 
 from pygarage.cli.client import AdminClient
 from pygarage.testing.node import GarageNode, free_port
@@ -359,13 +359,7 @@ def test_get_with_a_later_block_unreadable_cuts_the_connection(
     sock = socket.create_connection(("127.0.0.1", fnode.s3_port), timeout=10)
     sock.sendall(b"GET /front/multi HTTP/1.1\r\n" + b"".join(
         f"{k}: {v}\r\n".encode() for k, v in signed.headers.items()) + b"\r\n")
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    sock.close()
+    received = read_until_close(sock)
     head, _, got = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert f"content-length: {len(body)}".encode() in head.lower()

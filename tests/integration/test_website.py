@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from s3helpers import read_until_close
 
 from pygarage.testing.node import GarageNode
 
@@ -445,13 +446,7 @@ def test_unreadable_block_mid_body_cuts_the_connection(tmp_path: Any) -> None:
         path.write_bytes(bytes(data))
         sock = socket.create_connection(("127.0.0.1", n.web_port), timeout=10)
         sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: cut" + WEB_ROOT.encode() + b"\r\n\r\n")
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        sock.close()
+        received = read_until_close(sock)
         head, _, got = received.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
         assert len(got) < len(body) and got == body[:len(got)]

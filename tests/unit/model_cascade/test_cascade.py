@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cascade_helpers import drain
 
 from pygarage.api.admin.cluster import ensure_single_node_layout
 from pygarage.model.bucket_table import Bucket
@@ -21,7 +22,6 @@ from pygarage.model.s3.object_table import (
     ObjectVersion,
 )
 from pygarage.model.s3.version_table import Version, VersionBlock
-from pygarage.table.queue import InsertQueueWorker
 from pygarage.util.config import config_from_dict
 
 
@@ -36,14 +36,6 @@ def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Garage:
     for bid in (b"B" * 32, b"C" * 32):  # objects are only written into existing buckets
         g.bucket_table.data.update_entry(Bucket(bid))
     return g
-
-
-async def _drain(g: Garage) -> None:
-    for _ in range(5):
-        for t in g.tables:
-            w = InsertQueueWorker(t)
-            while t.data.queued(1):
-                await w.work()
 
 
 async def _put(g: Garage, bucket: bytes, key: str, data: bytes, uuid: bytes, ts: int) -> bytes:
@@ -64,7 +56,7 @@ async def test_overwrite_then_delete_frees_blocks(garage: Garage) -> None:
     assert g.block_manager.rc.get(h1) == 1
     assert g.counters.get(bucket)["objects"] == 1
     h2 = await _put(g, bucket, "k", b"two" * 5000, b"2" * 32, 2000)
-    await _drain(g)
+    await drain(g)
     assert g.block_manager.rc.get(h1) == 0 and g.block_manager.rc.get(h2) == 1
     assert g.counters.get(bucket) == {"objects": 1, "bytes": 15000, "unfinished_uploads": 0,
                                       "mpu_parts": 0, "mpu_bytes": 0}
@@ -73,7 +65,7 @@ async def test_overwrite_then_delete_frees_blocks(garage: Garage) -> None:
 
     marker = ObjectVersion(b"3" * 32, 3000, COMPLETE, kind=DELETE_MARKER)
     await g.object_table.insert(Object(bucket, "k", [marker]))
-    await _drain(g)
+    await drain(g)
     obj = await g.object_table.get(bucket, b"k")
     assert obj is not None and obj.is_tombstone() and obj.current() is None
     assert g.counters.get(bucket)["objects"] == 0
@@ -89,7 +81,7 @@ async def test_shared_block_survives_one_delete(garage: Garage) -> None:
     assert g.block_manager.rc.get(h) == 2
     await g.object_table.insert(Object(bucket, "a", [ObjectVersion(
         b"d" * 32, 2000, COMPLETE, kind=DELETE_MARKER)]))
-    await _drain(g)
+    await drain(g)
     assert g.block_manager.rc.get(h) == 1
     assert await g.block_manager.gc_once() == 0
     assert await g.block_manager.get_block(h) == data
@@ -110,7 +102,7 @@ async def test_single_block_put_failure_frees_its_block(garage: Garage, stage: s
                                              backlink=("object", b"B" * 32, "k")))
     assert g.block_manager.rc.get(h) == 1
     await _unreference(g, uuid, h)
-    await _drain(g)
+    await drain(g)
     assert g.block_manager.rc.get(h) == 0
     ver = await g.version_table.get(uuid)
     assert ver is not None and ver.deleted

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cascade_helpers import drain
 
 from pygarage.api.admin.cluster import ensure_single_node_layout
 from pygarage.model.bucket_table import Bucket
@@ -23,7 +24,6 @@ from pygarage.model.s3.object_table import (
     ObjectVersion,
 )
 from pygarage.model.s3.version_table import Version, VersionBlock
-from pygarage.table.queue import InsertQueueWorker
 from pygarage.util.config import config_from_dict
 
 BUCKET = b"B" * 32
@@ -38,14 +38,6 @@ def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Garage:
     ensure_single_node_layout(g)
     g.bucket_table.data.update_entry(Bucket(BUCKET))
     return g
-
-
-async def _drain(g: Garage) -> None:
-    for _ in range(5):
-        for t in g.tables:
-            w = InsertQueueWorker(t)
-            while t.data.queued(1):
-                await w.work()
 
 
 async def _stored_block(g: Garage, uuid: bytes, data: bytes) -> bytes:
@@ -75,7 +67,7 @@ async def test_object_write_into_deleted_bucket_refused_and_freed(garage: Garage
     # Aborts are always accepted.
     await g.object_table.insert(Object(BUCKET, "k", [ObjectVersion(b"3" * 32, 1, ABORTED)]))
     assert await g.object_table.get(BUCKET, b"k") is not None
-    await _drain(g)
+    await drain(g)
     assert g.block_manager.rc.get(h) == 0
     ver = await g.version_table.get(uuid)
     assert ver is not None and ver.deleted
@@ -88,7 +80,7 @@ async def test_blocks_listed_in_deleted_version_are_freed(garage: Garage) -> Non
     h2 = await _stored_block(g, uuid, b"second" * 1000)  # written while the upload is aborted
     await g.version_table.insert(Version(uuid, deleted=True))
     await g.version_table.insert(Version(uuid, blocks={(1, 5000): VersionBlock(h2, 6000)}))
-    await _drain(g)
+    await drain(g)
     assert g.block_manager.rc.get(h1) == 0
     assert g.block_manager.rc.get(h2) == 0
 
