@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,7 @@ from urllib.parse import quote
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from results import save  # bench/ is on sys.path when run as a script
 
 from pygarage.model.garage import Garage
 from pygarage.model.s3.object_table import INLINE, Object, ObjectMeta, ObjectVersion
@@ -38,7 +38,6 @@ from pygarage.util.config import load_config
 from pygarage.util.ids import gen_uuid
 
 BUCKET = "bench-listing"
-RESULTS = Path(__file__).resolve().parent / "results"
 TX_BATCH = 10_000  # keys per write transaction while populating
 
 
@@ -193,10 +192,7 @@ def main() -> None:
     for f in res["figures"]:
         print(f"{f['figure']:<42} {f['median_ms']:>9.1f} {f['min_ms']:>9.1f} "
               f"{f['max_ms']:>9.1f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"listing-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"\nwritten {out}")
+    save("listing", res)
 
 
 if __name__ == "__main__":

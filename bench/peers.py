@@ -125,3 +125,34 @@ class SeaweedFS(Peer):
 
     def stop(self) -> None:
         _stop(self.proc, 15)
+
+
+class GarageCluster(Peer):
+    """n pygarage processes on loopback, one zone each, replication_factor = n, a layout
+    applied: the client talks to node 1, which replicates to the others over the RPC."""
+
+    region = "garage"
+
+    def __init__(self, root: Path, n: int = 3):
+        from pygarage.testing.cluster import Cluster, node_id
+
+        self.name = f"cluster{n}"
+        self.cluster = Cluster(root, replication_factor=n)
+        first = self.cluster.add()
+        for _ in range(n - 1):
+            self.cluster.add([first])
+        nodes = self.cluster.nodes
+        ids = [node_id(nd) for nd in nodes]
+        self.cluster.wait_for(lambda: Cluster.up_ids(first) >= set(ids), timeout=60)
+        for i, nid in enumerate(ids):
+            first.cli("layout", "assign", "-z", f"dc{i + 1}", "-c", "1G", nid[:16])
+        first.cli("layout", "apply", "--version", "1")
+        self.cluster.wait_for(lambda: all(
+            nd.admin("GetClusterLayout")["version"] == 1 for nd in nodes), timeout=60)
+        self.key_id, self.secret = first.create_key("bench")
+        self.port = first.s3_port
+        assert first.proc is not None
+        self.proc = first.proc
+
+    def stop(self) -> None:
+        self.cluster.stop()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
+from results import save  # bench/ is on sys.path when run as a script
 
 from pygarage.net.conn import PRIO_BACKGROUND, PRIO_HIGH, PRIO_NORMAL
 from pygarage.net.netapp import NetApp
@@ -31,7 +32,6 @@ from pygarage.net.peer import IncomingRequest, PeerConnection, Reply
 
 MiB = 1 << 20
 SMALL = 64  # bytes of a small call's payload
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # --------------------------------------------------------------------------- server process
@@ -337,10 +337,7 @@ def main() -> None:
                       "loadavg": os.getloadavg(),
                       "date": datetime.now(UTC).isoformat(timespec="seconds")}
     _print(res)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"rpc-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {out}")
+    save("rpc", res)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import json
 import mmap
 import os
 import platform
@@ -32,7 +31,13 @@ import aiohttp
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from peers import MotoServer, Peer, SeaweedFS  # bench/ is on sys.path when run as a script
+from peers import (  # bench/ is on sys.path when run as a script
+    GarageCluster,
+    MotoServer,
+    Peer,
+    SeaweedFS,
+)
+from results import save  # bench/ is on sys.path when run as a script
 from yarl import URL
 
 from pygarage.testing.node import GarageNode
@@ -41,7 +46,6 @@ MiB = 1 << 20
 CHUNK = MiB  # client write size, disk limit I/O size
 SMALL_SIZE = 4096
 BUCKET = "bench"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # --------------------------------------------------------------------------- signing
@@ -417,6 +421,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             peers.append(SeaweedFS(work / "seaweedfs"))
         if not args.skip_moto:
             peers.append(MotoServer(work))
+        if args.cluster:
+            print(f"starting a {args.cluster}-node cluster (RF {args.cluster}) ...", flush=True)
+            peers.append(GarageCluster(work / "cluster", args.cluster))
         targets = [ours]
         for peer in peers:
             t = Target(peer.name, Signer(peer.endpoint, peer.key_id, peer.secret,
@@ -577,6 +584,9 @@ def main() -> None:
                     help="rounds; each runs every server once, in a rotated order")
     ap.add_argument("--skip-seaweedfs", action="store_true", help="no SeaweedFS baseline")
     ap.add_argument("--skip-moto", action="store_true", help="no moto_server baseline")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="also run an N-node loopback cluster with replication_factor N "
+                         "(the client talks to node 1; its CPU figures are node 1's)")
     ap.add_argument("--db-engine", choices=["lmdb", "sqlite"], default="lmdb")
     ap.add_argument("--workdir", type=Path, default=None,
                     help="where the nodes and scratch files go (default: a temp dir)")
@@ -592,10 +602,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     res["summary"] = summarize(res)
     print_table(res)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"throughput-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"\nwritten {out}")
+    save("throughput", res)
 
 
 if __name__ == "__main__":

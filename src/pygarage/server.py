@@ -4,9 +4,11 @@ shut down cleanly on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +26,7 @@ from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .rpc.membership import Membership
 from .util.config import Config, load_config, split_host_port
+from .util.errors import GarageError, StartupError
 from .util.fdlimit import connection_cap, raise_nofile_limit
 from .util.logsafe import SafeFormatter
 from .web.web_server import WebServer
@@ -43,11 +46,26 @@ def setup_logging(default: str = "info") -> None:
             level = lvl
             break
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # Nothing of these is in the format: skip finding them for every record (one access
+    # line per request). The logging module documents _srcfile = None for this.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     logging.basicConfig(level=level, format=fmt)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(SafeFormatter(fmt))
     if level > logging.DEBUG:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+@contextlib.asynccontextmanager
+async def _listening(name: str, bind: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except OSError as e:  # e.g. the port is taken: the operator's to fix, no traceback
+        raise StartupError(f"cannot listen for the {name} on {bind}: "
+                           f"{e.strerror or e}") from None
 
 
 def run_server(config_path: str, *, single_node: bool = False,
@@ -88,7 +106,8 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
 
     rpc = RpcServer(config.rpc_secret, g.system.node_key,
                     rpc_timeout_msec=config.rpc_timeout_msec,
-                    rpc_ping_timeout_msec=config.rpc_ping_timeout_msec)
+                    rpc_ping_timeout_msec=config.rpc_ping_timeout_msec,
+                    bind_outgoing=config.rpc_outgoing_ip)
 
     async def admin_rpc(body: Any) -> Any:
         endpoint = body.get("endpoint") if isinstance(body, dict) else None
@@ -100,9 +119,13 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
             return await admin_call(g, endpoint, query, body.get("body"))
         except AdminError as e:
             raise RpcError(e.message) from None
+        except GarageError as e:  # e.g. a quorum not reached: the CLI shows why
+            raise RpcError(str(e)) from None
 
     rpc.register("admin", admin_rpc)
-    await rpc.start(*split_host_port(config.rpc_bind_addr))
+    g.rpc.attach(rpc)
+    async with _listening("RPC", config.rpc_bind_addr):
+        await rpc.start(*split_host_port(config.rpc_bind_addr))
     log.info("RPC listening on %s", config.rpc_bind_addr)
     membership = Membership(g.system, rpc, config)
     membership.start()
@@ -116,15 +139,17 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     log.info("open-file limit %d; HTTP connections capped at %d, request headers due "
              "within %g s", fd_limit, cap, guard.header_timeout)
     runners: list[web.BaseRunner] = []
+    listeners: list[tuple[str, str, Any]] = []
     if config.s3_api.api_bind_addr:
-        runners.append(await serve(S3ApiServer(g).handle, config.s3_api.api_bind_addr,
-                                   "S3 API", guard))
+        listeners.append(("S3 API", config.s3_api.api_bind_addr, S3ApiServer(g).handle))
     if config.admin.api_bind_addr:
-        runners.append(await serve(AdminApiServer(g).handle, config.admin.api_bind_addr,
-                                   "admin API", guard))
+        listeners.append(("admin API", config.admin.api_bind_addr,
+                          AdminApiServer(g).handle))
     if config.s3_web is not None:
-        runners.append(await serve(WebServer(g).handle, config.s3_web.bind_addr,
-                                   "web endpoint", guard))
+        listeners.append(("web endpoint", config.s3_web.bind_addr, WebServer(g).handle))
+    for name, bind, handle in listeners:
+        async with _listening(name, bind):
+            runners.append(await serve(handle, bind, name, guard))
 
     if default_bucket:
         if not g.system.layout_ready():

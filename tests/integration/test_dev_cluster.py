@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
+
 
 def test_dev_cluster_forms_and_stops(tmp_path: Path) -> None:
     base = random.randrange(20000, 30000, 100)
@@ -37,7 +39,15 @@ def test_dev_cluster_forms_and_stops(tmp_path: Path) -> None:
         assert re.search(r"Secret key: +[0-9a-f]{64}", out)
         for i in (1, 2, 3):
             assert f"http://127.0.0.1:{base + 10 * i}" in out  # S3 endpoint of node i
-        assert "503" in out  # the limit until tables replicate is said, not hidden
+        assert "503" in out  # the limit until blocks replicate is said, not hidden
+        # Tables replicate: the key and bucket made through node 1 work on node 3.
+        key_id = re.search(r"Access key: +(GK[0-9a-f]{24})", out).group(1)  # type: ignore[union-attr]
+        secret = re.search(r"Secret key: +([0-9a-f]{64})", out).group(1)  # type: ignore[union-attr]
+        clients = [boto3.client("s3", endpoint_url=f"http://127.0.0.1:{base + 10 * i}",
+                                region_name="garage", aws_access_key_id=key_id,
+                                aws_secret_access_key=secret) for i in (1, 3)]
+        clients[0].put_object(Bucket="default", Key="hello", Body=b"small")
+        assert clients[1].get_object(Bucket="default", Key="hello")["Body"].read() == b"small"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

@@ -117,13 +117,18 @@ def test_copy_object(node: GarageNode, s3: Any, bucket: str) -> None:
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["src"]
 
 
-def test_complete_multipart_upload(node: GarageNode, s3: Any, bucket: str) -> None:
-    quotas(node, bucket, "--max-size", "6M")
+def _upload_7_mib(s3: Any, bucket: str) -> tuple[str, list[dict[str, Any]]]:
+    """An upload of "mpu" with parts of 5 and 2 MiB, not completed: (its id, its parts)."""
     up = s3.create_multipart_upload(Bucket=bucket, Key="mpu")["UploadId"]
     etags = [s3.upload_part(Bucket=bucket, Key="mpu", UploadId=up, PartNumber=n,
                             Body=b"p" * (5 * 1024 * 1024 if n == 1 else 2 * 1024 * 1024)
                             )["ETag"] for n in (1, 2)]
-    parts = [{"PartNumber": n, "ETag": t} for n, t in zip((1, 2), etags, strict=True)]
+    return up, [{"PartNumber": n, "ETag": t} for n, t in zip((1, 2), etags, strict=True)]
+
+
+def test_complete_multipart_upload(node: GarageNode, s3: Any, bucket: str) -> None:
+    quotas(node, bucket, "--max-size", "6M")
+    up, parts = _upload_7_mib(s3, bucket)
     with pytest.raises(ClientError) as e:
         s3.complete_multipart_upload(Bucket=bucket, Key="mpu", UploadId=up,
                                      MultipartUpload={"Parts": parts})
@@ -134,11 +139,7 @@ def test_complete_multipart_upload(node: GarageNode, s3: Any, bucket: str) -> No
     assert (i["objects"], i["bytes"], i["unfinishedUploads"]) == (0, 0, 0)
     # Within the quota, it completes.
     quotas(node, bucket, "--max-size", "8M")
-    up = s3.create_multipart_upload(Bucket=bucket, Key="mpu")["UploadId"]
-    etags = [s3.upload_part(Bucket=bucket, Key="mpu", UploadId=up, PartNumber=n,
-                            Body=b"p" * (5 * 1024 * 1024 if n == 1 else 2 * 1024 * 1024)
-                            )["ETag"] for n in (1, 2)]
-    parts = [{"PartNumber": n, "ETag": t} for n, t in zip((1, 2), etags, strict=True)]
+    up, parts = _upload_7_mib(s3, bucket)
     s3.complete_multipart_upload(Bucket=bucket, Key="mpu", UploadId=up,
                                  MultipartUpload={"Parts": parts})
     assert info(node, bucket)["bytes"] == 7 * 1024 * 1024

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import secrets
 from pathlib import Path
 
-from ..util.config import DataDir
+from ..util.atomic_file import write_atomic
+from ..util.config import ConfigError, DataDir
 from .block import DataBlock
+from .layout import N_SLOTS, SINGLE_DIR_CAPACITY, DataLayout, LayoutDir
+
+log = logging.getLogger(__name__)
 
 # What write() leaves behind when the process dies between create and rename.
 _TMP_NAME = re.compile(r"[0-9a-f]{64}(?:\.zst)?\.tmp[0-9a-z]*")
@@ -18,22 +23,64 @@ _HEX2 = re.compile(r"[0-9a-f]{2}")
 
 
 class BlockStore:
-    def __init__(self, data_dirs: tuple[DataDir, ...], fsync: bool):
+    def __init__(self, data_dirs: tuple[DataDir, ...], fsync: bool,
+                 layout_file: Path | None = None):
+        """layout_file: where the data layout persists (metadata_dir/data_layout); None
+        (unit tests): computed from scratch each time."""
         self.dirs = data_dirs
-        self.writable = [d.path for d in data_dirs if not d.read_only]
         self.fsync = fsync
+        self.layout_file = layout_file
         for d in data_dirs:
-            d.path.mkdir(parents=True, exist_ok=True)
-        # Paths as plain strings, not pathlib: they are built for every block read and write.
-        self._dir_strs = [str(d.path) for d in data_dirs]
-        self._writable_strs = [str(p) for p in self.writable]
+            if not d.read_only:
+                d.path.mkdir(parents=True, exist_ok=True)
+        self.layout = self._load_layout()
+        self._dir_strs = [d.path for d in self.layout.dirs]
         # Temporary names: unique per store, no system call (secrets) per block.
         self._tmp_prefix = secrets.token_hex(4)
         self._tmp_seq = itertools.count()
 
+    def _load_layout(self) -> DataLayout:
+        dirs = [LayoutDir(str(d.path), None if d.read_only else
+                          (d.capacity or SINGLE_DIR_CAPACITY)) for d in self.dirs]
+        old = None
+        if self.layout_file is not None and self.layout_file.exists():
+            try:
+                old = DataLayout.decode(self.layout_file.read_bytes())
+            except (ValueError, TypeError) as e:  # refuse to start rather than guess
+                raise ConfigError(f"{self.layout_file}: {e} (move it aside to start over: "
+                                  "every data dir is then searched for blocks)") from None
+        new = DataLayout.initialize(dirs, _has_blocks) if old is None \
+            else old.updated(dirs, _has_blocks)
+        if new is not old:
+            if old is not None:
+                log.info("data directories changed: %d of %d block slots now go to another "
+                         "directory (`garage repair rebalance` moves their blocks there)",
+                         _moved(old, new), N_SLOTS)
+            self._save_layout(new)
+        return new
+
+    def _save_layout(self, layout: DataLayout) -> None:
+        if self.layout_file is not None:
+            write_atomic(self.layout_file, layout.encode(), 0o644)
+
+    def set_layout(self, layout: DataLayout) -> None:
+        """Blocking (an fsync): persist, then use, a new layout (rebalance done)."""
+        self._save_layout(layout)
+        self.layout = layout
+
+    def _bases(self, h: bytes) -> list[str]:
+        """Where the block may be: its primary dir first, then the secondaries."""
+        lay = self.layout
+        return [self._dir_strs[lay.primary(h)], *[self._dir_strs[i]
+                                                  for i in lay.secondaries(h)]]
+
     def _primary(self, h: bytes) -> str:
-        # Spread partitions over writable dirs; reads also look in every other dir.
-        return self._writable_strs[h[0] % len(self._writable_strs)]
+        return self._dir_strs[self.layout.primary(h)]
+
+    def primary_dir(self, h: bytes) -> str:
+        """The <data dir>/<aa>/<bb> directory where `h` belongs."""
+        hx = h.hex()
+        return f"{self._primary(h)}/{hx[:2]}/{hx[2:4]}"
 
     @staticmethod
     def _rel(h: bytes) -> str:
@@ -49,8 +96,7 @@ class BlockStore:
 
     def _locate(self, h: bytes) -> tuple[str, bool] | None:
         rel = self._rel(h)
-        primary = self._primary(h)
-        for base in (primary, *[d for d in self._dir_strs if d != primary]):
+        for base in self._bases(h):
             p = f"{base}/{rel}"
             if os.path.exists(p + ".zst"):
                 return p + ".zst", True
@@ -109,7 +155,7 @@ class BlockStore:
         and never this process's own (a write may be in progress). -> how many."""
         removed = 0
         own = f".tmp{self._tmp_prefix}"
-        for base in self._writable_strs:
+        for base in self.writable_dirs():
             for d1 in _subdirs(base):
                 for d2 in _subdirs(d1):
                     with os.scandir(d2) as it:
@@ -122,31 +168,87 @@ class BlockStore:
         return removed
 
     def read(self, h: bytes) -> DataBlock | None:
-        # Open directly, in _locate's order, instead of stat then open: fewer system calls
-        # (each one a GIL release in the reading thread) per block.
+        opened = self.open_local(h)
+        if opened is None:
+            return None
+        fd, compressed = opened
+        try:
+            return DataBlock(compressed, read_fd(fd))
+        finally:
+            os.close(fd)
+
+    def open_local(self, h: bytes) -> tuple[int, bool] | None:
+        """Blocking: (open fd, compressed) of the local copy, or None. The caller owns the
+        fd: the inode stays the same whatever is renamed meanwhile. Opened directly, in
+        _locate's order, instead of stat then open: fewer system calls (each one a GIL
+        release in the reading thread) per block."""
         rel = self._rel(h)
-        primary = self._primary(h)
-        for base in (primary, *[d for d in self._dir_strs if d != primary]):
+        for base in self._bases(h):
             p = f"{base}/{rel}"
             for path, compressed in ((p + ".zst", True), (p, False)):
                 try:
-                    fd = os.open(path, os.O_RDONLY)
+                    return os.open(path, os.O_RDONLY), compressed
                 except (FileNotFoundError, NotADirectoryError):  # as exists() said no
                     continue
-                try:
-                    return DataBlock(compressed, _read_fd(fd))
-                finally:
-                    os.close(fd)
         return None
 
-    def delete(self, h: bytes) -> None:
-        while (found := self.find(h)) is not None:
-            found[0].unlink(missing_ok=True)
+    def writable_dirs(self) -> list[str]:
+        return [d.path for d in self.layout.dirs if d.writable]
 
-    def move_corrupted(self, h: bytes) -> None:
-        found = self.find(h)
-        if found:
-            os.replace(found[0], found[0].with_name(found[0].name + ".corrupted"))
+    def all_dirs(self) -> list[str]:
+        return list(self._dir_strs)
+
+    @staticmethod
+    def read_file(path: str) -> DataBlock:
+        """Blocking: the block file at `path` (a .zst name is compressed), unverified."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return DataBlock(path.endswith(".zst"), read_fd(fd))
+        finally:
+            os.close(fd)
+
+    def remove_file(self, path: str) -> None:
+        """Blocking: drop one copy of a block (e.g. once moved to its primary dir)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if self.fsync:
+            _fsync_dir(os.path.dirname(path))
+
+    def delete(self, h: bytes) -> None:
+        """Blocking: every copy of the block, plain or compressed, in the writable dirs it
+        may be in (read-only dirs are never written to)."""
+        rel = self._rel(h)
+        writable = set(self.writable_dirs())
+        for base in self._bases(h):
+            if base in writable:
+                for suffix in ("", ".zst"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{base}/{rel}{suffix}")
+
+    def move_corrupted(self, h: bytes, path: str | None = None) -> None:
+        """Rename the block's file (the one at `path`, or the first found) out of the way:
+        kept for inspection, never read again as the block (left alone in a read-only
+        dir)."""
+        if path is None:
+            found = self.find(h)
+            if not found:
+                return
+            path = str(found[0])
+        base = os.path.dirname(os.path.dirname(os.path.dirname(path)))
+        if base not in self.writable_dirs():
+            return  # a read-only dir is never written to
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, path + ".corrupted")
+
+
+def _moved(old: DataLayout, new: DataLayout) -> int:
+    return sum(old.dirs[a].path != new.dirs[b].path
+               for a, b in zip(old.prim, new.prim, strict=True))
+
+
+def _has_blocks(path: str) -> bool:
+    """Does this data dir hold block directories (<aa>/) already?"""
+    return bool(_subdirs(path))
 
 
 def _subdirs(path: str) -> list[str]:
@@ -159,7 +261,7 @@ def _subdirs(path: str) -> list[str]:
         return []
 
 
-def _read_fd(fd: int) -> bytes:
+def read_fd(fd: int) -> bytes:
     """The whole file: block files never change once in place (callers verify the hash)."""
     size = os.fstat(fd).st_size
     data = os.read(fd, size)

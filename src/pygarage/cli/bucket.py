@@ -13,7 +13,7 @@ from pygarage.cli.fmt import short_id
 from pygarage.cli.params import DURATION, OPTIONAL_COUNT, OPTIONAL_SIZE
 from pygarage.cli.resolve import bucket_info, key_info
 from pygarage.cli.state import client
-from pygarage.cli.views import render_bucket_info, render_bucket_list
+from pygarage.cli.views import render_bucket_info, render_bucket_list, render_object
 
 __all__ = ["bucket"]
 
@@ -241,20 +241,24 @@ def bucket_set_quotas(
 )
 @click.pass_context
 def bucket_cleanup(ctx: click.Context, buckets: Sequence[str], older_than: int) -> None:
-    """Abort the multipart uploads left unfinished in the given buckets."""
+    """Abort the uploads (multipart, and PutObject uploads a crash interrupted) left
+    unfinished in the given buckets for longer than --older-than."""
     for name in buckets:
         bucket_id = bucket_info(ctx, name)["id"]
         body = {"bucketId": bucket_id, "olderThanSecs": older_than}
-        res = client(ctx).call("CleanupIncompleteUploads", body=body)
-        click.echo(f"{name}: {res.get('uploadsDeleted', 0)} incomplete uploads aborted")
+        n = int(client(ctx).call("CleanupIncompleteUploads", body=body).get("uploadsDeleted", 0))
+        click.echo(f"{short_id(bucket_id)}: {n if n else 'no'} uploads deleted")
 
 
 @bucket.command("inspect-object")
 @click.argument("bucket_name", metavar="BUCKET")
 @click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print the admin API's JSON answer.")
 @click.pass_context
-def bucket_inspect_object(ctx: click.Context, bucket_name: str, key: str) -> None:
-    """Show the internal state of an object: versions, sizes and data blocks (JSON)."""
+def bucket_inspect_object(ctx: click.Context, bucket_name: str, key: str,
+                          as_json: bool) -> None:
+    """Show the internal state of an object: every version, its state, size, ETag,
+    headers and data blocks."""
     bucket_id = bucket_info(ctx, bucket_name)["id"]
     res = client(ctx).call("InspectObject", query={"bucketId": bucket_id, "key": key})
-    click.echo(json.dumps(res, indent=2))
+    click.echo(json.dumps(res, indent=2) if as_json else render_object(res))

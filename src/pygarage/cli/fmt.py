@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from pygarage.util.duration import parse_duration
+
 __all__ = [
     "format_ago",
     "format_bytes",
@@ -87,41 +89,6 @@ def parse_size(text: str) -> int:
         power = _DECIMAL_PREFIXES.index(stem) + 1
         multiplier = (1024 if binary else 1000) ** power
     return int(float(number) * multiplier) if "." in number else int(number) * multiplier
-
-
-_DURATION_UNITS: dict[str, int] = {}
-for _names, _secs in (
-    (("s", "sec", "secs", "second", "seconds"), 1),
-    (("m", "min", "mins", "minute", "minutes"), 60),
-    (("h", "hr", "hrs", "hour", "hours"), 3600),
-    (("d", "day", "days"), 86400),
-    (("w", "week", "weeks"), 7 * 86400),
-):
-    for _name in _names:
-        _DURATION_UNITS[_name] = _secs
-
-_DURATION_PART_RE = re.compile(r"(\d+)\s*([a-zA-Z]*)")
-
-
-def parse_duration(text: str) -> int:
-    """Parse `30s`, `10m`, `2h`, `1d`, `1h30m` or `2 days` into seconds (bare number = seconds)."""
-    s = text.strip()
-    if not s:
-        raise ValueError("empty duration")
-    total = 0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART_RE.match(s, pos)
-        if m is None:
-            raise ValueError(f"invalid duration: {text!r}")
-        unit = m.group(2).lower() or "s"
-        if unit not in _DURATION_UNITS:
-            raise ValueError(f"invalid duration unit {m.group(2)!r} in {text!r}")
-        total += int(m.group(1)) * _DURATION_UNITS[unit]
-        pos = m.end()
-        while pos < len(s) and s[pos] in " ,":
-            pos += 1
-    return total
 
 
 def format_ago(secs: int | None) -> str:

@@ -101,11 +101,12 @@ def server(ctx: click.Context, single_node: bool, default_bucket: str | None) ->
     # Imported here so admin commands do not pay for loading the whole server.
     from pygarage.server import run_server
     from pygarage.util.config import ConfigError
+    from pygarage.util.errors import StartupError
 
     state = ctx.ensure_object(CliState)
     try:
         run_server(state.config_path, single_node=single_node, default_bucket=default_bucket)
-    except ConfigError as e:  # a mistake in the config file, not a bug: no traceback
+    except (ConfigError, StartupError) as e:  # the operator's to fix, not a bug: no traceback
         raise click.ClickException(str(e)) from None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pygarage.cli.fmt import format_table, short_id
-from pygarage.cli.state import call_multi
+from pygarage.cli.state import call_multi, client, node_param
 
 __all__ = ["block", "meta", "repair"]
 
@@ -64,11 +64,32 @@ for _name, (_api, _doc) in REPAIR_TYPES.items():
 
 
 @repair.command("scrub")
-@click.argument("action", type=click.Choice(["start", "pause", "resume", "cancel"]))
+@click.argument(
+    "action", type=click.Choice(["start", "pause", "resume", "cancel", "set-tranquility"])
+)
+@click.argument("tranquility", type=click.IntRange(0, 1000), required=False)
 @_repair_options
-def repair_scrub(ctx: click.Context, action: str, all_nodes: bool, yes: bool) -> None:
-    """Start, pause, resume or cancel the verification of stored block checksums."""
-    _launch(ctx, {"scrub": action}, all_nodes, yes)
+def repair_scrub(
+    ctx: click.Context, action: str, tranquility: int | None, all_nodes: bool, yes: bool
+) -> None:
+    """Start, pause (for 24 h), resume or cancel the verification of every stored block
+    against its hash; or set its tranquility (also `garage worker set scrub-tranquility`)."""
+    if action != "set-tranquility":
+        if tranquility is not None:
+            raise click.UsageError(f"scrub {action} takes no value")
+        _launch(ctx, {"scrub": action}, all_nodes, yes)
+        return
+    if tranquility is None:
+        raise click.UsageError("scrub set-tranquility needs a value (e.g. 4)")
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    if not (yes or parent.get("yes")):
+        raise click.ClickException("Please provide the --yes flag to initiate repair operations.")
+    body = {"variable": "scrub-tranquility", "value": str(tranquility)}
+    res = call_multi(
+        ctx, "SetWorkerVariable", all_nodes=all_nodes or bool(parent.get("all_nodes")), body=body
+    )
+    for nid in sorted(res):
+        click.echo(f"Scrub tranquility set to {tranquility} on node {short_id(nid)}.")
 
 
 @click.group()
@@ -105,6 +126,13 @@ def block_info(ctx: click.Context, block_hash: str) -> None:
     for info in res.values():
         click.echo(f"Block hash: {info.get('blockHash', block_hash)}")
         click.echo(f"Refcount: {info.get('refcount', '?')}")
+        present = info.get("presentOn")
+        if isinstance(present, dict) and present:
+            click.echo("Present on: " + ", ".join(
+                f"{short_id(str(n))} ({'yes' if p else 'no' if p is False else 'no answer'})"
+                for n, p in sorted(present.items())))
+        if info.get("resyncErrors"):
+            click.echo(f"Resync errors: {info['resyncErrors']}")
         click.echo("")
         rows = []
         for v in info.get("versions") or []:
@@ -168,7 +196,13 @@ def meta() -> None:
 @click.option("--all", "all_nodes", is_flag=True, help="Snapshot the metadata of every node.")
 @click.pass_context
 def meta_snapshot(ctx: click.Context, all_nodes: bool) -> None:
-    """Save a snapshot of the metadata database."""
-    res = call_multi(ctx, "CreateMetadataSnapshot", all_nodes=all_nodes)
-    for nid in sorted(res):
-        click.echo(f"Metadata snapshot created on node {short_id(nid)}.")
+    """Save a snapshot of the metadata database (in metadata_dir/snapshots, or
+    metadata_snapshots_dir; the two most recent are kept)."""
+    res = client(ctx).call("CreateMetadataSnapshot", query=node_param(all_nodes))
+    ok = sorted(res.get("success") or {})
+    errors = dict(res.get("error") or {})
+    rows = [[short_id(n), "Snapshot created"] for n in ok]
+    rows += [[short_id(n), f"Error: {msg}"] for n, msg in sorted(errors.items())]
+    click.echo(format_table(["Node", "Result"], rows))
+    if errors:
+        raise click.ClickException(f"{len(errors)} nodes returned an error")

@@ -18,6 +18,7 @@ __all__ = [
     "render_bucket_list",
     "render_key_info",
     "render_key_list",
+    "render_object",
 ]
 
 
@@ -139,4 +140,36 @@ def render_key_info(info: dict[str, Any], *, show_secret: bool) -> str:
         for b in sorted(info.get("buckets") or [], key=lambda b: b["id"])
     ]
     out.append(format_table(["Permissions", "ID", "Global aliases", "Local aliases"], rows))
+    return "\n".join(out)
+
+
+def render_object(info: dict[str, Any]) -> str:
+    """`garage bucket inspect-object`: one block of lines per version, then its blocks."""
+    out: list[str] = []
+    for v in info.get("versions") or []:
+        rows = [["Bucket ID:", str(info.get("bucketId", ""))], ["Key:", str(info.get("key", ""))],
+                ["Version ID:", str(v.get("uuid", ""))], ["Timestamp:", str(v.get("timestamp"))]]
+        blocks = v.get("blocks") or []
+        if v.get("size") is not None:
+            size = int(v["size"])
+            rows += [["Size:", f"{format_bytes_binary(size)} ({format_bytes(size)})"],
+                     ["Size (exact):", str(size)]]
+            if blocks:
+                rows.append(["Number of blocks:", str(len(blocks))])
+        if v.get("etag") is not None:
+            rows.append(["Etag:", str(v["etag"])])
+        for label, field in (("Encrypted:", "encrypted"), ("Uploading:", "uploading"),
+                             ("Aborted:", "aborted"), ("Delete marker:", "deleteMarker"),
+                             ("Inline data:", "inline"), ("Multipart:", "multipart")):
+            rows.append([label, str(bool(v.get(field))).lower()])
+        out += ["==== OBJECT VERSION ====", format_table(["", ""], rows).split("\n", 1)[1]]
+        headers = v.get("headers") or []
+        if headers:
+            out += ["", format_table(["Header", "Value"], [[str(h[0]), str(h[1])]
+                                                           for h in headers])]
+        if blocks:
+            out += ["", format_table(["Part#", "Offset", "Block hash", "Size"], [
+                [str(b.get("partNumber")), str(b.get("offset")), str(b.get("hash")),
+                 str(b.get("size"))] for b in blocks])]
+        out.append("")
     return "\n".join(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -98,6 +99,11 @@ class Db(ABC):
 
     @abstractmethod
     def tree_len(self, tree: str) -> int: ...
+
+    @abstractmethod
+    def snapshot(self, to: Path) -> None:
+        """Write a consistent copy of the whole database into the existing empty directory
+        `to` (blocking: for a worker thread); writes go on meanwhile."""
 
     # Conveniences for single operations.
     def get(self, tree: str, key: bytes) -> bytes | None:

@@ -281,5 +281,10 @@ class LmdbDb(Db):
             extra = int.from_bytes(raw, "big", signed=True) if raw is not None else 0
             return int(txn.stat(self.handle(tree))["entries"]) + extra
 
+    def snapshot(self, to: Path) -> None:
+        """`to`/data.mdb, compacted (free pages left out), from one read transaction: the
+        directory opens as an LMDB environment, as metadata_dir/db.lmdb does."""
+        self.env.copy(str(to), compact=True)
+
     def _close(self) -> None:
         self.env.close()

@@ -139,6 +139,17 @@ class SqliteDb(Db):
         conn = self._reader()
         return int(conn.execute(f"SELECT COUNT(*) FROM {_table(tree)}").fetchone()[0])
 
+    def snapshot(self, to: Path) -> None:
+        """`to`/db.sqlite through SQLite's online backup, in one step (a single read
+        snapshot: consistent, and writers are not blocked in WAL mode)."""
+        src = sqlite3.connect(str(self._path))
+        dst = sqlite3.connect(str(to / "db.sqlite"))
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+
     def _close(self) -> None:
         with self._readers_lock:
             for conn in self._all_readers:

@@ -11,6 +11,11 @@ exception: none of them was written.
 Ordering: fns run in the order they were submitted, each seeing what the earlier ones wrote.
 A caller cancelled while its fn waits or runs does not stop it: the write may still commit
 (callers that must know use asyncio.shield, as the PUT path does).
+
+Hand-overs: waking a thread costs far more than a small write (a futex wake, then the two
+threads contend for the GIL). The fns one event loop submits during one of its iterations
+(the several table writes of one PUT, the writes of concurrent requests) go to the thread
+together, in one queue put, and their outcomes come back to the loop in one call.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..util.thread_name import name_os_thread
 
 if TYPE_CHECKING:
     from .base import Db, Transaction
@@ -75,19 +82,32 @@ def _finish(item: _Item, ok: bool, value: Any) -> None:
     _settle(item, ok, value)
 
 
-def _deliver(item: _Item, ok: bool, value: Any) -> None:
-    """(writer thread) Hand the outcome and, on success, the callbacks to item's loop."""
-    try:
-        item.loop.call_soon_threadsafe(_finish, item, ok, value)
-    except RuntimeError:
-        pass  # the loop is closed: nobody is waiting any more
+def _finish_all(done: list[tuple[_Item, bool, Any]]) -> None:
+    for item, ok, value in done:
+        _finish(item, ok, value)
+
+
+def _deliver(done: list[tuple[_Item, bool, Any]]) -> None:
+    """(writer thread) Hand the outcomes and, on success, the callbacks to the items'
+    loops: one wake-up per loop, not one per item."""
+    per_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, bool, Any]]] = {}
+    for d in done:
+        per_loop.setdefault(d[0].loop, []).append(d)
+    for loop, items in per_loop.items():
+        try:
+            loop.call_soon_threadsafe(_finish_all, items)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
 
 
 class DbWriter:
     def __init__(self, db: Db, max_batch: int = MAX_BATCH):
         self.db = db
         self.max_batch = max_batch
-        self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        # Per event loop: the items submitted during its current iteration, queued together
+        # by a callback at the end of it (_flush).
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._closed = False
         self._close_lock = threading.Lock()
         self.batches = 0  # commits done (for tests and status)
@@ -103,9 +123,26 @@ class DbWriter:
         with self._close_lock:
             if self._closed:
                 raise RuntimeError("the database is closed")
-            self._q.put(item)
+            pending = self._pending.get(loop)
+            if pending is None:
+                self._pending[loop] = [item]
+                loop.call_soon(self._flush, loop)
+            else:
+                pending.append(item)
         result: T = await item.fut
         return result
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._close_lock:
+            items = self._pending.pop(loop, None)
+            if items and not self._closed:
+                self._q.put(items)
+
+    def _flush_all(self) -> None:
+        """(under _close_lock) Queue what every loop submitted, before closing."""
+        for items in self._pending.values():
+            self._q.put(items)
+        self._pending.clear()
 
     def close(self) -> None:
         """Run what is queued, then stop the thread (blocks until it has)."""
@@ -113,16 +150,18 @@ class DbWriter:
             if self._closed:
                 return
             self._closed = True
+            self._flush_all()
             self._q.put(None)
         self._thread.join()
 
     def _run(self) -> None:
+        name_os_thread("pg-db-writer")
         stop = False
         while not stop:
             first = self._q.get()
             if first is None:
                 break
-            batch = [first]
+            batch = list(first)
             # Whatever queued up meanwhile (typically during the previous commit's fsync)
             # joins this commit.
             while len(batch) < self.max_batch:
@@ -133,8 +172,9 @@ class DbWriter:
                 if nxt is None:
                     stop = True
                     break
-                batch.append(nxt)
-            self._run_batch(batch)
+                batch.extend(nxt)
+            for i in range(0, len(batch), self.max_batch):
+                self._run_batch(batch[i:i + self.max_batch])
 
     def _run_batch(self, batch: list[_Item]) -> None:
         def wrap(item: _Item) -> Callable[[Transaction], Any]:
@@ -150,14 +190,13 @@ class DbWriter:
             outcomes = self.db.run_batch([wrap(i) for i in batch])
         except Exception as e:  # the commit failed: nothing of the batch was written
             log.error("db write of %d transactions failed: %s", len(batch), e)
-            for item in batch:
-                _deliver(item, False, e)
+            _deliver([(item, False, e) for item in batch])
             return
         except BaseException as e:  # keep the thread serving: callers must not hang
-            for item in batch:
-                _deliver(item, False, RuntimeError(f"db writer: {e!r}"))
+            err = RuntimeError(f"db writer: {e!r}")
+            _deliver([(item, False, err) for item in batch])
             return
         self.batches += 1
         self.fns += len(batch)
-        for item, (ok, value) in zip(batch, outcomes, strict=True):
-            _deliver(item, ok, value)
+        _deliver([(item, ok, value)
+                  for item, (ok, value) in zip(batch, outcomes, strict=True)])

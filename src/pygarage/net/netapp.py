@@ -22,8 +22,11 @@ from .peer import (
 
 
 class NetApp:
-    def __init__(self, secret: bytes, key: SigningKey, *, rpc_timeout: float = 300.0):
+    def __init__(self, secret: bytes, key: SigningKey, *, rpc_timeout: float = 300.0,
+                 bind_outgoing: str | None = None):
         self.secret = secret
+        # rpc_bind_outgoing: our connections leave from this IP (port picked by the kernel).
+        self.bind_outgoing = bind_outgoing
         self.key = key
         self.id = bytes(key.verify_key)
         self.rpc_timeout = rpc_timeout
@@ -55,7 +58,8 @@ class NetApp:
         try:
             async with asyncio.timeout(timeout_s):
                 _, link = await loop.create_connection(
-                    lambda: self._link(initiator=True, expected=expected), host, port)
+                    lambda: self._link(initiator=True, expected=expected), host, port,
+                    local_addr=(self.bind_outgoing, 0) if self.bind_outgoing else None)
                 await link.ready
         except TimeoutError:
             raise ConnectionClosed(f"no RPC handshake with {host}:{port} within "

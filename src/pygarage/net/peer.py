@@ -18,16 +18,18 @@ from nacl.signing import SigningKey
 
 from . import conn as core
 from . import handshake as hs
-from .secretstream import MAC_LEN, MAX_RECORD, Opener, Sealer, StreamError
+from .secretstream import MAX_RECORD, Opener, Sealer, StreamError
 
 log = logging.getLogger("pygarage.net")
 
 HANDSHAKE_TIMEOUT = 10.0
 PING_PATH = "net/ping"
 _WRITE_HIGH = 512 * 1024  # body bytes queued per stream before its writer waits
-# Plaintext per record: frames_to_send may overshoot by one frame, and the record must stay
-# within MAX_RECORD. Big records mean few crypto calls and few, large socket writes.
-_SEND_BATCH = MAX_RECORD - MAC_LEN - core.CHUNK - 1024
+# Frame bytes sealed per write (records of their own for large body frames, one record for
+# the small frames around them): a 1 MiB body and its head go in one write, so the peer
+# wakes once for it, and an interactive frame queued meanwhile waits for at most about
+# 1 MiB of it; frames_to_send may overshoot by one CHUNK.
+_SEND_BATCH = 1024 * 1024 + core.CHUNK
 # Bytes the socket's user-space buffer may hold before we stop producing frames: enough to
 # keep the socket busy while the next record is encrypted, small enough that an
 # interactive frame never waits behind more than a few milliseconds of bulk data.
@@ -216,7 +218,8 @@ class PeerConnection(asyncio.BufferedProtocol):
             for rec in records:
                 for ev in self._core.receive_data(rec):
                     self._event(ev)
-                rec.release()
+                if isinstance(rec, memoryview):
+                    rec.release()
                 if self.closed:
                     return
         self._rstart += used
@@ -263,8 +266,11 @@ class PeerConnection(asyncio.BufferedProtocol):
             writer = asyncio.create_task(self._send_body(sid, stream))
         self._flush()
         try:
-            async with asyncio.timeout(timeout_s):
+            if timeout_s is None:
                 resp, body_stream = await fut
+            else:
+                async with asyncio.timeout(timeout_s):
+                    resp, body_stream = await fut
         except BaseException as e:
             self._pending.pop(sid, None)
             self._core.cancel(sid)
@@ -426,8 +432,8 @@ class PeerConnection(asyncio.BufferedProtocol):
             parts = self._core.frames_to_send(_SEND_BATCH)
             if not parts:
                 break
-            for rec in self._sealer.seal_parts(parts):
-                self._transport.write(rec)
+            # A view: a partial send then slices it without copying the rest.
+            self._transport.write(memoryview(self._sealer.seal_parts(parts)))
         for sid, fut in list(self._writers.items()):
             if self._core.queued(sid) <= _WRITE_HIGH // 2 or not self._core.is_open(sid):
                 del self._writers[sid]

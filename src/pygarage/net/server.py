@@ -22,8 +22,9 @@ __all__ = ["RpcError", "RpcServer"]
 
 class RpcServer:
     def __init__(self, secret: bytes, key: SigningKey, *, rpc_timeout_msec: int = 300_000,
-                 rpc_ping_timeout_msec: int = 10_000):
-        self.app = NetApp(secret, key, rpc_timeout=rpc_timeout_msec / 1000)
+                 rpc_ping_timeout_msec: int = 10_000, bind_outgoing: str | None = None):
+        self.app = NetApp(secret, key, rpc_timeout=rpc_timeout_msec / 1000,
+                          bind_outgoing=bind_outgoing)
         self.peering = Peering(self.app, ping_timeout=rpc_ping_timeout_msec / 1000)
 
     def register(self, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:

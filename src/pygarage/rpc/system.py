@@ -55,6 +55,8 @@ class System:
         self.membership: Membership | None = None
         self.on_layout_saved: list[Callable[[], None]] = []
         self.layout = self._load_layout()
+        # The layout version every table's last full sync was for (table/sync.py).
+        self.synced_until: int | None = None
         self.read_version = self.layout.current.version
         self._refresh_trackers()
 
@@ -74,9 +76,11 @@ class System:
         h = self.layout
         if self.replication.consistency != "consistent":
             h.keep_current_version_only()
-        # Until anti-entropy between nodes exists, data is known to be in sync only when this
-        # node is the sole storage node of every live version: it then holds every copy.
-        synced = h.current.version if set(h.all_storage_nodes()) <= {self.node_id} else None
+        # In sync up to the version of the tables' last full syncs (table/sync.py), or to
+        # the current one when this node alone stores every live version: it holds every copy.
+        synced = self.synced_until
+        if set(h.all_storage_nodes()) <= {self.node_id}:
+            synced = h.current.version
         # Read-after-write safety is reasoned with the consistent-mode quorum (layout.md §4).
         quorum = ReplicationMode(self.replication.factor).write_quorum
         h.refresh_local(self.node_id, quorum, synced=synced)

@@ -43,6 +43,12 @@ class TableData(Generic[E]):
         db.open_tree(self.store)
         db.open_tree(self.insert_queue)
         self.on_queued: Callable[[], None] | None = None
+        # Tombstone GC (table/gc.py): told, in the write's transaction, of every write that
+        # leaves a tombstone (table key, its encoding).
+        self.on_tombstone: Callable[[Transaction, bytes, bytes], None] | None = None
+        # Also from table/gc.py: is an entry arriving for a key this node does not hold an
+        # older value than a tombstone it just collected (a late copy: dropped)?
+        self.outdated: Callable[[bytes, Any], bool] | None = None
         # Bumped by every local write of an entry (before its commit): caches of decoded
         # entries (table/cache.py) are valid only while it stays the same.
         self.generation = 0
@@ -57,17 +63,23 @@ class TableData(Generic[E]):
 
     def read_range(self, pk: bytes, start_sk: bytes | None, filter: Any, limit: int,
                    reverse: bool = False, end_sk: bytes | None = None) -> list[E]:
+        return [e for e, _ in self.read_range_raw(pk, start_sk, filter, limit, reverse, end_sk)]
+
+    def read_range_raw(self, pk: bytes, start_sk: bytes | None, filter: Any, limit: int,
+                       reverse: bool = False, end_sk: bytes | None = None
+                       ) -> list[tuple[E, bytes]]:
+        """read_range, each entry with its stored encoding (what replicas send)."""
         ph = partition_hash(pk)
         lo = ph + (start_sk or b"")
         hi = ph + end_sk if end_sk is not None else _next_prefix(ph)
-        out: list[E] = []
+        out: list[tuple[E, bytes]] = []
         batch = limit if filter is None else limit + 8  # a few spare rows for the filter
         while len(out) < limit:
             rows = self.db.range(self.store, lo, hi, batch, reverse=reverse)
             for _k, v in rows:
                 entry = self.schema.decode(v)
                 if self.schema.matches_filter(entry, filter):
-                    out.append(entry)
+                    out.append((entry, v))
                     if len(out) >= limit:
                         break
             if len(rows) < batch:
@@ -78,6 +90,34 @@ class TableData(Generic[E]):
             else:
                 lo = rows[-1][0] + b"\x00"
         return out
+
+    def scan_range_raw(self, pk: bytes, start_sk: bytes | None, end_sk: bytes | None,
+                       filter: Any, limit: int, scan: int, reverse: bool = False
+                       ) -> tuple[list[bytes], int, bool]:
+        """What a replica answers a quorum listing (table/quorum.py): every stored entry in
+        key order, matching the filter or not (a deletion must reach the merge), until
+        `limit` of them match or `scan` were read. -> (encoded entries, how many match,
+        whether it stopped before the end of the range)."""
+        ph = partition_hash(pk)
+        lo = ph + (start_sk or b"")
+        hi = ph + end_sk if end_sk is not None else _next_prefix(ph)
+        out: list[bytes] = []
+        matched = 0
+        while True:
+            n = min(scan - len(out), limit - matched + (0 if filter is None else 8))
+            rows = self.db.range(self.store, lo, hi, n, reverse=reverse)
+            for _k, v in rows:
+                out.append(v)
+                if self.schema.matches_filter(self.schema.decode(v), filter):
+                    matched += 1
+                if matched >= limit or len(out) >= scan:
+                    return out, matched, True
+            if len(rows) < n:
+                return out, matched, False
+            if reverse:
+                hi = rows[-1][0]
+            else:
+                lo = rows[-1][0] + b"\x00"
 
     # -- writes
     async def write_entries(self, entries: list[E]) -> list[E]:
@@ -125,6 +165,8 @@ class TableData(Generic[E]):
         after_commit(self._bump_generation)
         old_raw = tx.get(self.store, key)
         if old_raw is None:
+            if self.outdated is not None and self.outdated(key, entry):
+                return entry
             old, merged = None, entry
         else:
             old = self.schema.decode(old_raw)
@@ -135,6 +177,8 @@ class TableData(Generic[E]):
             return merged
         tx.insert(self.store, key, new_raw)
         self.merkle.update_tx(tx, key, new_raw)
+        if self.on_tombstone is not None and merged.is_tombstone():
+            self.on_tombstone(tx, key, new_raw)
         self.schema.updated(tx, old, merged)
         return merged
 

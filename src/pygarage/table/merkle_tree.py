@@ -38,6 +38,23 @@ class TableMerkle:
         return self.db.read(lambda tx: [merkle.root_hash(merkle.TxNodeStore(tx, self.tree), p)
                                         for p in range(merkle.N_PARTITIONS)])
 
+    def roots_of(self, partitions: list[int]) -> list[bytes]:
+        """Root hashes of these partitions, in one read (a node's hash is the hash of its
+        stored encoding: no decoding)."""
+        def read(tx: Transaction) -> list[bytes]:
+            raws = [tx.get(self.tree, merkle.node_key(p, b"")) for p in partitions]
+            return [merkle.EMPTY_HASH if r is None else merkle.hash_bytes(r) for r in raws]
+        return self.db.read(read)
+
+    def read_raw_nodes(self, partition: int, prefixes: list[bytes]) -> list[bytes | None]:
+        """Stored encodings of the nodes at these prefixes (None: empty), in one read."""
+        def read(tx: Transaction) -> list[bytes | None]:
+            return [tx.get(self.tree, merkle.node_key(partition, pre)) for pre in prefixes]
+        return self.db.read(read)
+
+    def lookup(self, partition: int) -> merkle.NodeLookup:
+        return lambda prefix: self.read_node(partition, prefix)
+
     def read_node(self, partition: int, prefix: bytes) -> merkle.Node:
         """A node, for a sync comparing this replica's tree with another's."""
         return self.db.read(lambda tx: merkle.read_node(

@@ -3,9 +3,8 @@ with `garage node connect`, a layout applied, an access key and a bucket. Runs i
 foreground until Ctrl-C; state under GARAGE_DEV_DIR (default ./.garage-dev-cluster) is
 kept, so a second run restarts the same cluster.
 
-Tables do not replicate between nodes yet (cluster part 2): the key and bucket are created
-while node 1 alone holds the layout, then the other nodes are given roles, so S3 requests
-to node 1 authenticate, but a bucket whose partition another node owns answers 503."""
+Every node gets its role in the first layout, then the key and bucket are created: tables
+and blocks replicate, so any node serves S3."""
 
 from __future__ import annotations
 
@@ -17,9 +16,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from .node import admin_request
 
 BUCKET = os.environ.get("GARAGE_DEV_BUCKET", "default")
 PORT_BASE = int(os.environ.get("GARAGE_DEV_PORT_BASE", "3900"))
@@ -60,14 +60,17 @@ admin_token = "{token}"
 
 
 def admin(i: int, token: str, endpoint: str, body: Any = None, **query: str) -> Any:
-    url = f"http://127.0.0.1:{ports(i)['admin']}/v2/{endpoint}"
-    if query:
-        url += "?" + "&".join(f"{k}={v}" for k, v in query.items())
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+    return admin_request("127.0.0.1", ports(i)["admin"], token, endpoint, query, body)
+
+
+def wait_layout(n: int, token: str) -> None:
+    """Until every node has the applied layout (writes to the full-copy tables need it)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(admin(i, token, "GetClusterLayout")["version"] >= 1 for i in range(1, n + 1)):
+            return
+        time.sleep(0.2)
+    sys.exit("the layout did not reach every node within 30 s")
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -126,10 +129,11 @@ def main() -> None:
 
     cred_file = root / "credentials.json"
     if admin(1, token, "GetClusterLayout")["version"] == 0:
-        # Node 1 alone first: the key and bucket tables are written while it holds them all.
         admin(1, token, "UpdateClusterLayout", {"roles": [
-            {"id": ids[0], "zone": "dc1", "capacity": 10**9, "tags": ["node1"]}]})
+            {"id": ids[i], "zone": f"dc{i + 1}", "capacity": 10**9, "tags": [f"node{i + 1}"]}
+            for i in range(n)]})
         admin(1, token, "ApplyClusterLayout", {"version": 1})
+        wait_layout(n, token)
         key = admin(1, token, "CreateKey", {"name": "dev-key", "allow": {"createBucket": True}})
         b = admin(1, token, "CreateBucket", {"globalAlias": BUCKET})
         admin(1, token, "AllowBucketKey", {"bucketId": b["id"], "accessKeyId": key["accessKeyId"],
@@ -138,11 +142,6 @@ def main() -> None:
         cred_file.write_text(json.dumps({"key_id": key["accessKeyId"],
                                          "secret": key["secretAccessKey"]}))
         cred_file.chmod(0o600)
-        if n > 1:
-            admin(1, token, "UpdateClusterLayout", {"roles": [
-                {"id": ids[i], "zone": f"dc{i + 1}", "capacity": 10**9,
-                 "tags": [f"node{i + 1}"]} for i in range(1, n)]})
-            admin(1, token, "ApplyClusterLayout", {"version": 2})
     cred = json.loads(cred_file.read_text())
     garage = f"garage -c {confs[0]}"
     status = subprocess.run([sys.executable, "-m", "pygarage", "-c", str(confs[0]), "status"],
@@ -161,9 +160,9 @@ def main() -> None:
               f"aws --endpoint-url http://127.0.0.1:{ports(1)['s3']} --region garage "
               f"s3 ls s3://{BUCKET}",
               "",
-              "Until tables replicate (cluster part 2), only node 1 knows the key, and a bucket",
-              "whose partition another node owns answers 503 (quorum error) to every object",
-              "request: the cluster forms and gossips its layout, S3 on it is part 2.",
+              "Tables replicate: every node knows the key and the bucket and serves S3. Until",
+              "blocks replicate too, an object of 3 KiB or more whose block another node owns",
+              "answers 503 (quorum error); smaller objects are stored in the tables.",
               "Ctrl-C stops every node."]
     print("\n".join(lines), flush=True)
     while True:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .duration import parse_duration
+
 log = logging.getLogger(__name__)
 
 
@@ -90,11 +92,17 @@ class Config:
     compression_level: int | None = 1
     lmdb_map_size: int = 1 << 40
     rpc_public_addr: str | None = None
+    # Outgoing RPC connections leave from rpc_bind_addr's IP (Garage's key, default off).
+    rpc_bind_outgoing: bool = False
     rpc_timeout_msec: int = 300_000
     rpc_ping_timeout_msec: int = 10_000
     bootstrap_peers: tuple[str, ...] = ()
     allow_punycode: bool = False
     disable_scrub: bool = False
+    # Where `garage meta snapshot` writes (default metadata_dir/snapshots), and how often a
+    # node snapshots its metadata by itself (seconds; None: never).
+    metadata_snapshots_dir: Path | None = None
+    metadata_auto_snapshot_interval: int | None = None
     # Front-end protection of the S3 and admin HTTP listeners (not Garage keys).
     http_max_connections: int = 4096
     http_header_timeout_msec: int = 20_000
@@ -106,6 +114,15 @@ class Config:
     @property
     def data_dir(self) -> Path:
         return self.data_dirs[0].path
+
+    @property
+    def rpc_outgoing_ip(self) -> str | None:
+        """The IP outgoing RPC connections leave from (rpc_bind_outgoing); None lets the
+        kernel pick, as does a wildcard rpc_bind_addr (binding to it constrains nothing)."""
+        if not self.rpc_bind_outgoing:
+            return None
+        host = split_host_port(self.rpc_bind_addr)[0]
+        return None if host in ("0.0.0.0", "::") else host
 
 
 _KNOWN_TOP = {
@@ -124,6 +141,24 @@ _LEGACY_REPLICATION = {"none": (1, "consistent"), "1": (1, "consistent"),
                        "2": (2, "consistent"), "2-dangerous": (2, "dangerous"),
                        "3": (3, "consistent"), "3-degraded": (3, "degraded"),
                        "3-dangerous": (3, "dangerous")}
+
+
+def _data_dir_entry(d: Any) -> DataDir:
+    """One `{path, capacity}` or `{path, read_only = true}` item of a data_dir list."""
+    if not isinstance(d, dict) or not isinstance(d.get("path"), str):
+        raise ConfigError("data_dir: each item must be { path = \"...\", capacity = \"...\" } "
+                          "or { path = \"...\", read_only = true }")
+    read_only = d.get("read_only", False)
+    if not isinstance(read_only, bool):
+        raise ConfigError(f"data_dir {d['path']}: read_only must be true or false")
+    cap = d.get("capacity")
+    if read_only == (cap is not None):
+        raise ConfigError(f"data_dir {d['path']}: give a capacity, or read_only = true "
+                          "(not both)")
+    capacity = None if cap is None else parse_size(cap)
+    if capacity is not None and capacity <= 0:
+        raise ConfigError(f"data_dir {d['path']}: the capacity must not be zero")
+    return DataDir(Path(d["path"]), capacity, read_only)
 
 
 def _read_secret_file(path: str, allow_world_readable: bool) -> str:
@@ -168,7 +203,7 @@ _UNSUPPORTED = {
     "kubernetes_discovery": "Kubernetes discovery is not supported: list peers in "
                             "bootstrap_peers or use `garage node connect`",
     "rpc_public_addr_subnet": "rpc_public_addr_subnet is not supported: set rpc_public_addr",
-    "rpc_bind_outgoing": "rpc_bind_outgoing is not supported",
+    "k2v_api": "the K2V API is not implemented in pygarage yet: remove the [k2v_api] section",
 }
 
 
@@ -176,8 +211,13 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     for k in raw:
         if k in _UNSUPPORTED:
             raise ConfigError(f"{k}: {_UNSUPPORTED[k]}")
-        if k not in _KNOWN_TOP:
+        if k in ("sled_cache_capacity", "sled_flush_every_ms"):
+            log.warning("config: %s ignored: sled is not a db engine of pygarage", k)
+        elif k not in _KNOWN_TOP:
             log.warning("config: unknown key %r ignored", k)
+    if raw.get("use_local_tz"):
+        raise ConfigError("use_local_tz = true is not supported: lifecycle days are counted "
+                          "in UTC (remove the key or set it to false)")
     allow_wr = bool(raw.get("allow_world_readable_secrets")) or bool(
         os.environ.get("GARAGE_ALLOW_WORLD_READABLE_SECRETS"))
 
@@ -216,11 +256,11 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     if isinstance(dd, str):
         data_dirs: tuple[DataDir, ...] = (DataDir(Path(dd)),)
     else:
-        data_dirs = tuple(
-            DataDir(Path(d["path"]),
-                    parse_size(d["capacity"]) if d.get("capacity") is not None else None,
-                    bool(d.get("read_only", False)))
-            for d in dd)
+        if not isinstance(dd, list) or not dd:
+            raise ConfigError("data_dir: a path, or a non-empty list of directories")
+        data_dirs = tuple(_data_dir_entry(d) for d in dd)
+        if len({d.path for d in data_dirs}) < len(data_dirs):
+            raise ConfigError("data_dir: a directory is listed twice")
         if not any(not d.read_only for d in data_dirs):
             raise ConfigError("data_dir: at least one directory must be writable")
 
@@ -244,6 +284,15 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     block_size = parse_size(raw.get("block_size", 1024 * 1024))
     if not 1024 <= block_size <= 1 << 30:
         raise ConfigError("block_size must be between 1 KiB and 1 GiB")
+
+    bind_outgoing = raw.get("rpc_bind_outgoing", False)
+    if not isinstance(bind_outgoing, bool):
+        raise ConfigError("rpc_bind_outgoing must be true or false")
+
+    snap_dir = raw.get("metadata_snapshots_dir")
+    if snap_dir is not None and not (isinstance(snap_dir, str) and snap_dir):
+        raise ConfigError("metadata_snapshots_dir must be a directory path")
+    auto_snap = _auto_snapshot_interval(raw.get("metadata_auto_snapshot_interval"))
 
     max_conns = _int_in(raw, "http_max_connections", 4096, 1, 10_000_000)
     header_timeout = _int_in(raw, "http_header_timeout_msec", 20_000, 100, 3_600_000)
@@ -289,11 +338,14 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         compression_level=level,
         lmdb_map_size=parse_size(raw.get("lmdb_map_size", 1 << 40)),
         rpc_public_addr=raw.get("rpc_public_addr") or None,
+        rpc_bind_outgoing=bind_outgoing,
         rpc_timeout_msec=int(raw.get("rpc_timeout_msec", 300_000)),
         rpc_ping_timeout_msec=int(raw.get("rpc_ping_timeout_msec", 10_000)),
         bootstrap_peers=_bootstrap_peers(raw.get("bootstrap_peers", [])),
         allow_punycode=bool(raw.get("allow_punycode", False)),
         disable_scrub=bool(raw.get("disable_scrub", False)),
+        metadata_snapshots_dir=Path(snap_dir) if snap_dir else None,
+        metadata_auto_snapshot_interval=auto_snap,
         http_max_connections=max_conns,
         http_header_timeout_msec=header_timeout,
         s3_api=s3,
@@ -314,6 +366,25 @@ def _bootstrap_peers(v: Any) -> tuple[str, ...]:
         except PeerAddrError as e:
             raise ConfigError(f"bootstrap_peers: {e}") from None
     return tuple(v)
+
+
+MIN_AUTO_SNAPSHOT_SECS = 600
+
+
+def _auto_snapshot_interval(v: Any) -> int | None:
+    """As Garage: a duration ("6h", "1d"), at least 10 minutes."""
+    if v is None:
+        return None
+    try:
+        secs = parse_duration(v) if isinstance(v, str) else -1
+    except ValueError:
+        secs = -1
+    if secs < 0:
+        raise ConfigError("metadata_auto_snapshot_interval must be a duration such as "
+                          f"\"6h\" or \"1d\", not {v!r}")
+    if secs < MIN_AUTO_SNAPSHOT_SECS:
+        raise ConfigError("metadata_auto_snapshot_interval is too small: at least 10 minutes")
+    return secs
 
 
 def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

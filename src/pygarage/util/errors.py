@@ -14,6 +14,11 @@ class GarageError(Exception):
     pass
 
 
+class StartupError(Exception):
+    """The node cannot start for a reason its operator can fix (a port already in use):
+    said in one line, without a traceback."""
+
+
 class LayoutNotReady(GarageError):
     def __init__(self) -> None:
         super().__init__("the cluster layout is not ready: assign a role to this node "

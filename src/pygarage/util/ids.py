@@ -29,6 +29,14 @@ def partition_of(h: bytes) -> int:
     return h[0]
 
 
+def block_partition(h: bytes) -> int:
+    """A block's partition: the one of its entries in the block_ref table (whose partition
+    key is the block's hash). The nodes that store a block are then the ones that hold its
+    reference count, so a node that missed a block learns it needs it from the
+    references anti-entropy brings it, and fetches it."""
+    return partition_of(partition_hash(h))
+
+
 def gen_key_id() -> str:
     return "GK" + secrets.token_hex(12)
 

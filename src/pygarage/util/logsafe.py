@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 # C0 and C1 controls, DEL, Unicode line/paragraph separators, lone surrogates (what
 # aiohttp's surrogateescape leaves for non-UTF-8 bytes), and the escape character itself.
@@ -45,6 +46,21 @@ class SafeFormatter(logging.Formatter):
     """Escapes control characters in every log message, whoever logs it (our code, aiohttp,
     asyncio): a value that missed logsafe() still cannot forge a line. Tracebacks, added
     after the message, keep their lines."""
+
+    _second = -1
+    _second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # The default format, with strftime run once per second rather than per line
+        # (an access line per request).
+        if datefmt is not None or self.datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime(self.default_time_format,
+                                              self.converter(record.created))
+            self._second = second
+        return f"{self._second_text},{int(record.msecs):03d}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = _CONTROLS.sub(_escape, record.message)

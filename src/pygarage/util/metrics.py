@@ -28,3 +28,7 @@ cluster_healthy = Gauge("cluster_healthy", "1 if every storage node is up", regi
 block_ram_buffer_free_kb = Gauge("block_ram_buffer_free_kb",
                                  "Room left for upload data held in memory (KiB)",
                                  registry=REGISTRY)
+block_bytes_sendfile = Counter("block_bytes_sendfile",
+                               "Bytes of verified block files sent to clients by the kernel "
+                               "(sendfile), without a copy through the process",
+                               registry=REGISTRY)

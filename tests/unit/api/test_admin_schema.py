@@ -21,6 +21,10 @@ from pygarage.api.common.domains import host_to_bucket
     ("UpdateBucket", {"quotas": {"maxSize": None, "maxObjects": 5}}),
     ("ListBuckets", None), ("GetClusterHealth", {}),
     ("CreateKey", {"name": "k", "unknownField": [1, 2]}),  # unknown fields ignored
+    ("LaunchRepairOperation", {"repairType": "blockRc"}),
+    ("LaunchRepairOperation", {"repairType": {"scrub": "pause"}}),
+    ("SetWorkerVariable", {"variable": "scrub-tranquility", "value": "3"}),
+    ("GetWorkerVariable", {}), ("GetWorkerInfo", {"id": 3}),
 ])
 def test_good_bodies_pass(ep: str, body: Any) -> None:
     check_body(ep, body)
@@ -37,6 +41,10 @@ def test_good_bodies_pass(ep: str, body: Any) -> None:
     ("UpdateClusterLayout", {"roles": [{"id": "a", "capacity": True}]},
      "body.roles[0].capacity"),
     ("ApplyClusterLayout", {}, "body.version"),
+    ("LaunchRepairOperation", {"repairType": 5}, "body.repairType"),
+    ("LaunchRepairOperation", {}, "body.repairType"),
+    ("SetWorkerVariable", {"variable": "x", "value": 3}, "body.value"),
+    ("GetWorkerInfo", {"id": "3"}, "body.id"),
     ("AllowBucketKey", {"bucketId": "00", "accessKeyId": "GK", "permissions": {"read": 1}},
      "body.permissions.read"),
 ])

@@ -235,17 +235,25 @@ def test_bucket_set_quotas() -> None:
     assert res.exit_code == 2 and fake.calls == []
 
 
-def test_bucket_cleanup_incomplete_uploads_not_yet() -> None:
+def test_bucket_cleanup_incomplete_uploads() -> None:
     args = ["bucket", "cleanup-incomplete-uploads", "--older-than", "2h", "b1"]
-    res, fake = invoke(args, STD)
+    res, fake = invoke(args, {**STD, "CleanupIncompleteUploads": {"uploadsDeleted": 3}})
     assert fake.last("CleanupIncompleteUploads") == (None, {"bucketId": BID, "olderThanSecs": 7200})
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and res.stdout == f"{BID[:16]}: 3 uploads deleted\n"
+    res, _ = invoke(["bucket", "cleanup-incomplete-uploads", "b1"],
+                    {**STD, "CleanupIncompleteUploads": {"uploadsDeleted": 0}})
+    assert res.stdout == f"{BID[:16]}: no uploads deleted\n"
 
 
-def test_bucket_inspect_object_not_yet() -> None:
-    res, fake = invoke(["bucket", "inspect-object", "b", "path/to/obj"], STD)
+def test_bucket_inspect_object_calls_with_the_bucket_id() -> None:
+    answer = {"bucketId": BID, "key": "path/to/obj", "versions": [
+        {"uuid": "ab" * 32, "timestamp": "2026-01-01T00:00:00.000Z", "encrypted": False,
+         "uploading": False, "aborted": False, "deleteMarker": True, "inline": False,
+         "multipart": False, "size": None, "etag": None}]}
+    res, fake = invoke(["bucket", "inspect-object", "b", "path/to/obj"],
+                       {**STD, "InspectObject": answer})
     assert fake.last("InspectObject") == ({"bucketId": BID, "key": "path/to/obj"}, None)
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and "Delete marker:" in res.stdout and "ab" * 32 in res.stdout
 
 
 # ---- keys -------------------------------------------------------------------------------

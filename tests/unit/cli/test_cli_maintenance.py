@@ -62,22 +62,28 @@ def test_worker_list_table_and_flags() -> None:
     assert fake.last("ListWorkers") == ({"node": "self"}, {"busyOnly": True, "errorOnly": True})
 
 
-def test_worker_info_get_set_not_yet() -> None:
-    # The daemon answers 501 for these: the CLI passes the error on, after validating args.
-    res, fake = invoke(["worker", "info", "3"])
+def test_worker_info_get_set() -> None:
+    info = worker(3, "idle", "Block scrub worker", tranquility=4, persistentErrors=1,
+                  freeform=["Last scrub completed at never"])
+    res, fake = invoke(["worker", "info", "3"], {"GetWorkerInfo": per_node(info)})
     assert fake.last("GetWorkerInfo") == ({"node": "self"}, {"id": 3})
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0, res.output
+    assert "Worker name: Block scrub worker" in res.output and "Tranquility: 4" in res.output
+    assert "Persistent errors: 1" in res.output and "Last scrub completed" in res.output
     res, fake = invoke(["worker", "info", "x"])
     assert res.exit_code == 2 and fake.calls == []
-    res, fake = invoke(["worker", "get", "-a", "scrub-tranquility"])
+    res, fake = invoke(["worker", "get", "-a", "scrub-tranquility"],
+                       {"GetWorkerVariable": per_node({"scrub-tranquility": "4"}, N1, N2)})
     assert fake.last("GetWorkerVariable") == ({"node": "*"}, {"variable": "scrub-tranquility"})
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
-    res, fake = invoke(["worker", "set", "resync-worker-count", "4"])
+    assert res.exit_code == 0 and res.output.count("scrub-tranquility") == 2
+    res, fake = invoke(["worker", "set", "resync-worker-count", "4"],
+                       {"SetWorkerVariable": per_node({"variable": "resync-worker-count",
+                                                       "value": "4"})})
     assert fake.last("SetWorkerVariable") == (
         {"node": "self"},
         {"variable": "resync-worker-count", "value": "4"},
     )
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and "resync-worker-count set to 4" in res.output
 
 
 @pytest.mark.parametrize(
@@ -96,9 +102,23 @@ def test_worker_info_get_set_not_yet() -> None:
     ],
 )
 def test_repair_types(what: list[str], repair_type: Any) -> None:
-    res, fake = invoke(["repair", "--yes", *what])
+    res, fake = invoke(["repair", "--yes", *what],
+                       {"LaunchRepairOperation": per_node(None)})
     assert fake.calls == [("LaunchRepairOperation", {"node": "self"}, {"repairType": repair_type})]
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and "Repair operation launched on node" in res.output
+
+
+def test_scrub_set_tranquility() -> None:
+    res, fake = invoke(["repair", "--yes", "scrub", "set-tranquility", "7"],
+                       {"SetWorkerVariable": per_node({"variable": "scrub-tranquility",
+                                                       "value": "7"})})
+    assert fake.calls == [("SetWorkerVariable", {"node": "self"},
+                           {"variable": "scrub-tranquility", "value": "7"})]
+    assert res.exit_code == 0 and "set to 7" in res.output
+    for args in (["scrub", "set-tranquility"], ["scrub", "start", "3"],
+                 ["scrub", "set-tranquility", "-1"]):
+        res, fake = invoke(["repair", "--yes", *args])
+        assert res.exit_code == 2 and fake.calls == [], args
 
 
 def test_repair_needs_yes_and_all_nodes() -> None:
@@ -144,13 +164,21 @@ def test_block_list_errors_and_info() -> None:
     assert fake.last("GetBlockInfo") == ({"node": "self"}, {"blockHash": "abab"})
     assert f"Block hash: {HASH}" in res.output and "Refcount: 1" in res.output
     assert "v1       cdcdcdcdcdcdcdcd  photo.jpg  object" in res.output
+    info.update(presentOn={"aa" * 32: True, "bb" * 32: False, "cc" * 32: None},
+                resyncErrors=3)
+    res, fake = invoke(["block", "info", "abab"], {"GetBlockInfo": per_node(info)})
+    assert "Present on: aaaaaaaaaaaaaaaa (yes), bbbbbbbbbbbbbbbb (no), " \
+        "cccccccccccccccc (no answer)" in res.output
+    assert "Resync errors: 3" in res.output
 
 
-def test_block_retry_now_and_purge_not_yet() -> None:
-    res, fake = invoke(["block", "retry-now", "--all"])
+def test_block_retry_now_and_purge() -> None:
+    res, fake = invoke(["block", "retry-now", "--all"],
+                       {"RetryBlockResync": per_node({"count": 3})})
     assert fake.last("RetryBlockResync") == ({"node": "self"}, {"all": True})
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
-    res, fake = invoke(["block", "retry-now", HASH, "cd" * 32])
+    assert res.exit_code == 0 and "3 blocks returned in queue" in res.output
+    res, fake = invoke(["block", "retry-now", HASH, "cd" * 32],
+                       {"RetryBlockResync": per_node({"count": 2})})
     assert fake.last("RetryBlockResync") == ({"node": "self"}, {"blockHashes": [HASH, "cd" * 32]})
     for bad in ([], ["--all", HASH]):
         res, fake = invoke(["block", "retry-now", *bad])
@@ -158,12 +186,22 @@ def test_block_retry_now_and_purge_not_yet() -> None:
 
     res, fake = invoke(["block", "purge", HASH])
     assert res.exit_code == 1 and "--yes" in res.stderr and fake.calls == []
-    res, fake = invoke(["block", "purge", "--yes", HASH])
+    out = {"blocksPurged": 1, "objectsDeleted": 2, "uploadsDeleted": 0, "versionsDeleted": 2}
+    res, fake = invoke(["block", "purge", "--yes", HASH], {"PurgeBlocks": per_node(out)})
     assert fake.last("PurgeBlocks") == ({"node": "self"}, [HASH])
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 0 and "Purged 1 blocks: 2 versions, 2 objects" in res.output
 
 
-def test_meta_snapshot_not_yet() -> None:
-    res, fake = invoke(["meta", "snapshot", "--all"])
+def test_meta_snapshot() -> None:
+    ok = {"success": {"aa" * 32: None}, "error": {"bb" * 32: "disk full"}}
+    res, fake = invoke(["meta", "snapshot", "--all"], {"CreateMetadataSnapshot": ok})
     assert fake.last("CreateMetadataSnapshot") == ({"node": "*"}, None)
-    assert res.exit_code == 1 and "not implemented in pygarage yet" in res.stderr
+    assert res.exit_code == 1 and "1 nodes returned an error" in res.stderr
+    assert res.stdout.splitlines() == ["Node              Result",
+                                       "aaaaaaaaaaaaaaaa  Snapshot created",
+                                       "bbbbbbbbbbbbbbbb  Error: disk full"]
+    res, fake = invoke(["meta", "snapshot"], {"CreateMetadataSnapshot": {
+        "success": {"aa" * 32: None}, "error": {}}})
+    assert fake.last("CreateMetadataSnapshot") == ({"node": "self"}, None)
+    assert res.exit_code == 0 and "Snapshot created" in res.stdout
+

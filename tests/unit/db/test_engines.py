@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from db_model import apply_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -226,30 +227,7 @@ def test_engine_matches_model(db: Db, ops: list[tuple[str, bytes, bytes]],
         else:
             db.remove("t", k)
             model.pop(k, None)
-
-    def batch(tx: Transaction) -> None:
-        for op, k, v in ops[half:]:
-            if not k:
-                continue
-            if op == "insert":
-                tx.insert("t", k, v)
-            else:
-                tx.remove("t", k)
-        if fail:
-            raise TxAbort()
-
-    if fail:
-        with pytest.raises(TxAbort):
-            db.transaction(batch)
-    else:
-        db.transaction(batch)
-        for op, k, v in ops[half:]:
-            if not k:
-                continue
-            if op == "insert":
-                model[k] = v
-            else:
-                model.pop(k, None)
+    apply_batch(db, [op for op in ops[half:] if op[1]], fail, model)
     want = sorted((k, v) for k, v in model.items()
                   if (start is None or k >= start) and (end is None or k < end))
     if reverse:

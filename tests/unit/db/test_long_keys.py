@@ -12,10 +12,11 @@ from pathlib import Path
 import lmdb
 import msgpack
 import pytest
+from db_model import apply_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pygarage.db.base import Db, Transaction, TxAbort
+from pygarage.db.base import Db
 from pygarage.db.lmdb_engine import LmdbDb
 from pygarage.db.open import open_db
 
@@ -51,28 +52,8 @@ def test_matches_sorted_model(db: Db, batches: list[tuple[list[tuple[str, bytes,
         db.remove("t", k)
     model: dict[bytes, bytes] = {}
     for ops, fail in batches:
-        ops = [op for op in ops if op[1]]  # the empty key is not portable
-
-        def batch(tx: Transaction, ops: list[tuple[str, bytes, bytes]] = ops,
-                  fail: bool = fail) -> None:
-            for op, k, v in ops:
-                if op == "insert":
-                    tx.insert("t", k, v)
-                else:
-                    tx.remove("t", k)
-            if fail:
-                raise TxAbort()
-
-        if fail:
-            with pytest.raises(TxAbort):
-                db.transaction(batch)
-            continue
-        db.transaction(batch)
-        for op, k, v in ops:
-            if op == "insert":
-                model[k] = v
-            else:
-                model.pop(k, None)
+        # The empty key is not portable.
+        apply_batch(db, [op for op in ops if op[1]], fail, model)
     ordered = sorted(model.items())
     for start, end, limit, reverse in queries:
         want = [kv for kv in ordered

@@ -14,6 +14,7 @@ import pytest
 from pygarage.db.base import Db, Transaction
 from pygarage.db.open import open_db
 from pygarage.db.writer import after_commit
+from pygarage.testing.loop_ticks import ticks_during
 
 ENGINES = ["lmdb", "sqlite"]
 
@@ -161,17 +162,7 @@ async def test_the_loop_keeps_running_while_a_write_is_slow(db: Db) -> None:
         tx.insert("t", b"k", b"v")
         threading.Event().wait(0.5)  # as a slow fsync would
 
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-    t = asyncio.create_task(ticker())
-    await db.write(slow)
-    t.cancel()
-    assert ticks >= 10
+    assert await ticks_during(db.write(slow)) >= 10
 
 
 async def test_close_commits_what_is_queued_then_refuses(db: Db, tmp_path: Path) -> None:

@@ -6,10 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cascade_helpers import drain
 
-from pygarage.api.admin.cluster import ensure_single_node_layout
-from pygarage.model.bucket_table import Bucket
 from pygarage.model.garage import Garage
 from pygarage.model.s3.block_ref_table import BlockRef
 from pygarage.model.s3.object_table import (
@@ -22,19 +19,13 @@ from pygarage.model.s3.object_table import (
     ObjectVersion,
 )
 from pygarage.model.s3.version_table import Version, VersionBlock
-from pygarage.util.config import config_from_dict
+from pygarage.testing.local_garage import drain, local_garage
 
 
 @pytest.fixture(params=["sqlite", "lmdb"])
 def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Garage:
-    cfg = config_from_dict({"metadata_dir": str(tmp_path / "m"), "data_dir": str(tmp_path / "d"),
-                            "rpc_bind_addr": "127.0.0.1:1", "rpc_secret": "33" * 32,
-                            "replication_factor": 1, "db_engine": request.param})
-    g = Garage(cfg)
-    ensure_single_node_layout(g)
+    g = local_garage(tmp_path, buckets=(b"B" * 32, b"C" * 32), db_engine=request.param)
     g.block_manager.rc.delay_ms = 0
-    for bid in (b"B" * 32, b"C" * 32):  # objects are only written into existing buckets
-        g.bucket_table.data.update_entry(Bucket(bid))
     return g
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cascade_helpers import drain
 
-from pygarage.api.admin.cluster import ensure_single_node_layout
 from pygarage.model.bucket_table import Bucket
 from pygarage.model.garage import Garage
 from pygarage.model.helpers.errors import NoSuchBucketErr
@@ -24,20 +22,14 @@ from pygarage.model.s3.object_table import (
     ObjectVersion,
 )
 from pygarage.model.s3.version_table import Version, VersionBlock
-from pygarage.util.config import config_from_dict
+from pygarage.testing.local_garage import drain, local_garage
 
 BUCKET = b"B" * 32
 
 
 @pytest.fixture(params=["sqlite", "lmdb"])
 def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Garage:
-    cfg = config_from_dict({"metadata_dir": str(tmp_path / "m"), "data_dir": str(tmp_path / "d"),
-                            "rpc_bind_addr": "127.0.0.1:1", "rpc_secret": "33" * 32,
-                            "replication_factor": 1, "db_engine": request.param})
-    g = Garage(cfg)
-    ensure_single_node_layout(g)
-    g.bucket_table.data.update_entry(Bucket(BUCKET))
-    return g
+    return local_garage(tmp_path, buckets=[BUCKET], db_engine=request.param)
 
 
 async def _stored_block(g: Garage, uuid: bytes, data: bytes) -> bytes:

@@ -11,26 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from pygarage.api.admin.cluster import ensure_single_node_layout
 from pygarage.db.base import Transaction
 from pygarage.model.bucket_table import Bucket
 from pygarage.model.garage import Garage
 from pygarage.model.helpers.bucket_lifecycle import create_bucket, delete_bucket
 from pygarage.model.s3.object_table import COMPLETE, Object, ObjectMeta, ObjectVersion
-from pygarage.util.config import config_from_dict
+from pygarage.testing.local_garage import local_garage
+from pygarage.testing.loop_ticks import ticks_during
 
 BUCKET = b"B" * 32
 
 
 @pytest.fixture(params=["sqlite", "lmdb"])
 def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Garage]:
-    cfg = config_from_dict({"metadata_dir": str(tmp_path / "m"), "data_dir": str(tmp_path / "d"),
-                            "rpc_bind_addr": "127.0.0.1:1", "rpc_secret": "33" * 32,
-                            "replication_factor": 1, "db_engine": request.param,
-                            "metadata_fsync": True})
-    g = Garage(cfg)
-    ensure_single_node_layout(g)
-    g.bucket_table.data.update_entry(Bucket(BUCKET))
+    g = local_garage(tmp_path, buckets=[BUCKET], db_engine=request.param, metadata_fsync=True)
     yield g
     g.db.close()
 
@@ -38,21 +32,6 @@ def garage(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Garage]:
 def _obj(i: int) -> Object:
     v = ObjectVersion(bytes([i]) * 32, 1000 + i, COMPLETE, meta=ObjectMeta(0, "etag", []))
     return Object(BUCKET, f"k{i}", [v])
-
-
-async def _ticks_during(coro: object) -> int:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-    t = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    await coro  # type: ignore[misc]
-    t.cancel()
-    return ticks
 
 
 def _slow(g: Garage) -> None:
@@ -68,7 +47,7 @@ def _slow(g: Garage) -> None:
 
 async def test_a_slow_table_write_does_not_stall_the_loop(garage: Garage) -> None:
     _slow(garage)
-    assert await _ticks_during(garage.object_table.insert(_obj(1))) >= 15
+    assert await ticks_during(garage.object_table.insert(_obj(1))) >= 15
     got = await garage.object_table.get(BUCKET, b"k1")
     assert got is not None and got.current() is not None
 
@@ -84,8 +63,8 @@ async def test_bucket_create_and_delete_run_off_the_loop(garage: Garage) -> None
 
     async def create() -> None:
         box.append(await create_bucket(garage, "offloop"))
-    assert await _ticks_during(create()) >= 8
-    assert await _ticks_during(delete_bucket(garage, box[0].id)) >= 8
+    assert await ticks_during(create()) >= 8
+    assert await ticks_during(delete_bucket(garage, box[0].id)) >= 8
     b = await garage.bucket_table.get(box[0].id)
     assert b is not None and b.deleted
 

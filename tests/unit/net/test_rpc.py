@@ -53,6 +53,11 @@ async def _node(key: SigningKey | None = None, port: int = 0) -> NetApp:
     return app
 
 
+async def _repeat(chunk: bytes, times: int) -> AsyncIterator[bytes]:
+    for _ in range(times):
+        yield chunk
+
+
 async def _chunks(data: bytes, size: int = 100_000) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i:i + size]
@@ -115,13 +120,15 @@ async def test_out_of_order_responses_and_priority_over_bulk() -> None:
 
         await asyncio.gather(one(0.3), one(0.1), one(0.2))
         assert order == [0.1, 0.2, 0.3]
+        # 256 MiB of background data (one 1 MiB buffer sent again and again): long enough on
+        # a quiet machine too for the ping to overtake it (32 MiB could finish first).
         bulk = asyncio.create_task(link.call("echo", None, prio=core.PRIO_BACKGROUND,
-                                             stream=_chunks(bytes(32 << 20), 1 << 20)))
+                                             stream=_repeat(bytes(1 << 20), 256)))
         await asyncio.sleep(0.05)
         rtt = await link.ping(5.0)
-        assert not bulk.done()  # the ping overtook 32 MiB of background data
+        assert not bulk.done()  # the ping overtook the background data
         _, s = await bulk
-        assert s is not None and len(await s.read_all()) == 32 << 20
+        assert s is not None and len(await s.read_all()) == 256 << 20
         assert rtt < 1.0
     finally:
         await a.close()

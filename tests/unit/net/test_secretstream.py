@@ -9,7 +9,14 @@ import sys
 
 import pytest
 
-from pygarage.net.secretstream import MAX_RECORD, Opener, Sealer, StreamError
+from pygarage.net.secretstream import (
+    MAC_LEN,
+    MAX_RECORD,
+    OWN_RECORD,
+    Opener,
+    Sealer,
+    StreamError,
+)
 
 KEY = secrets.token_bytes(32)
 
@@ -87,10 +94,25 @@ def test_seal_parts_matches_seal() -> None:
     parts: list[bytes | memoryview] = [b"head", memoryview(b"0123456789")[2:7], b"", b"tail"]
     a, b = Sealer(KEY), Sealer(KEY)
     for _ in range(3):
-        assert b.seal_parts(parts) == [a.seal(b"".join(parts))]
-    big = [bytes(MAX_RECORD // 2), bytes(MAX_RECORD // 2)]
-    recs = Sealer(KEY).seal_parts(list(big))
-    assert len(recs) == 2 and b"".join(Opener(KEY).feed(b"".join(recs))) == b"".join(big)
+        assert b.seal_parts(parts) == a.seal(b"".join(parts))
+    assert Sealer(KEY).seal_parts([]) == b""
+
+
+def test_seal_parts_seals_large_parts_alone() -> None:
+    # Small parts share a record; a part of OWN_RECORD bytes or more is a record of its
+    # own (sealed where it lies); one over a record's capacity is cut. The opener gives the
+    # large ones back as bytes of their own, the others as views into the receive buffer.
+    big = secrets.token_bytes(OWN_RECORD)
+    huge = secrets.token_bytes(MAX_RECORD + 10)
+    parts: list[bytes | memoryview] = [b"h1", b"h2", big, b"h3", memoryview(huge), b"t"]
+    wire = Sealer(KEY).seal_parts(parts)
+    step = MAX_RECORD - MAC_LEN  # the small tail of `huge` is a record of its own too
+    got, used = Opener(KEY).open_in_place(memoryview(bytearray(wire)))
+    assert used == len(wire)
+    assert [bytes(g) for g in got] == [b"h1h2", big, b"h3", huge[:step], huge[step:], b"t"]
+    assert [type(g) for g in got] == [memoryview, bytes, memoryview, bytes, memoryview,
+                                      memoryview]
+    assert b"".join(Opener(KEY).feed(wire)) == b"".join(bytes(p) for p in parts)
 
 
 def test_open_in_place_matches_feed_at_every_split() -> None:
@@ -140,3 +162,12 @@ def test_aegis_runs_the_accelerated_code_when_imported_alone() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert float(out.stdout) < 0.015, out.stdout
+
+
+def test_empty_records_leave_the_shared_empty_bytes_alone() -> None:
+    s = Sealer(KEY)
+    wire = s.seal(b"") + s.seal(b"x")
+    got = Opener(KEY).feed(wire)
+    assert got == [b"", b"x"] and b"" == bytes(0)
+    got2, used = Opener(KEY).open_in_place(memoryview(bytearray(wire)))
+    assert [bytes(g) for g in got2] == [b"", b"x"] and used == len(wire)

@@ -57,3 +57,31 @@ def test_missing_file_and_world_readable_secret(tmp_path: Path) -> None:
         config_from_dict(raw)
     os.chmod(secret, 0o600)
     assert config_from_dict(raw).rpc_secret == bytes.fromhex("22" * 32)
+
+
+def test_k2v_api_section_is_refused_not_ignored() -> None:
+    """A [k2v_api] section would configure an endpoint pygarage does not serve: refused at
+    start with the reason, never accepted and left listening nowhere."""
+    base = {"metadata_dir": "/tmp/m", "data_dir": "/tmp/d", "replication_factor": 1,
+            "rpc_secret": "ab" * 32, "rpc_bind_addr": "127.0.0.1:3901"}
+    config_from_dict(base)
+    with pytest.raises(ConfigError, match="K2V"):
+        config_from_dict(dict(base, k2v_api={"api_bind_addr": "127.0.0.1:3904"}))
+
+
+def test_use_local_tz_true_is_refused() -> None:
+    base = {"metadata_dir": "/tmp/m", "data_dir": "/tmp/d", "replication_factor": 1,
+            "rpc_secret": "ab" * 32, "rpc_bind_addr": "127.0.0.1:3901"}
+    config_from_dict(dict(base, use_local_tz=False))
+    with pytest.raises(ConfigError, match="use_local_tz"):
+        config_from_dict(dict(base, use_local_tz=True))
+
+
+def test_unknown_and_sled_keys_are_each_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="pygarage.util.config"):
+        config_from_dict(dict(BASE, metadata_dir_typo="/x", sled_cache_capacity="1G"))
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs.count("config: unknown key 'metadata_dir_typo' ignored") == 1
+    assert msgs.count("config: sled_cache_capacity ignored: sled is not a db engine "
+                      "of pygarage") == 1
+    assert len(msgs) == 2, msgs

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ...model.garage import Garage
 from ...model.helpers.bucket import BucketHelper
+from ...util.errors import GarageError
 from ...util.logsafe import logsafe
 from ...util.metrics import REGISTRY
 from ..common.domains import host_to_bucket
@@ -68,6 +69,10 @@ class AdminApiServer:
         except AdminError as e:
             resp = _json({"code": e.code, "message": e.message, "path": request.path,
                           "region": self.garage.config.s3_api.s3_region}, e.status)
+        except GarageError as e:  # quorum not reached, layout not ready: retry later
+            log.warning("admin API %s: %s", logsafe(request.path), logsafe(str(e)))
+            resp = _json({"code": "ServiceUnavailable", "message": str(e),
+                          "path": request.path}, 503)
         except Exception:
             log.exception("admin API error on %s", logsafe(request.path))
             resp = _json({"code": "InternalError", "message": "internal error",

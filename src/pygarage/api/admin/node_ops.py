@@ -3,30 +3,93 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ...model.garage import Garage
+from ...model.repair import RepairError, RepairNotAvailable, launch_repair
+from ...model.snapshot import SnapshotBusy, async_snapshot_metadata
 from ...net.peer import RpcError
 from ...rpc.system import VERSION
+from ...util.background import VarError, WorkerInfo, WorkerState
 from .errors import AdminError, bad_request
 
 _NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def node_statistics(g: Garage) -> dict[str, Any]:
+    """The node part of `garage stats`: every figure read from the db and the disks now."""
+    tables = [table_stats(g, t) for t in g.tables]
+    bm = g.block_manager
+    blocks = {"rcEntries": bm.rc.count(), "resyncQueueLen": _resync_queue_len(g),
+              "resyncErrors": _resync_errors(g)}
+
+    def opt(v: object) -> str:
+        return "-" if v is None else str(v)
+
     lines = [f"Node ID: {g.system.node_id}", f"Hostname: {g.system.hostname}",
              f"Garage version: {VERSION}", f"Database engine: {g.db.engine}", "",
-             "Table stats:", f"  {'Table':<18} {'Items':>10} {'InsQueue':>10}"]
-    for t in g.tables:
-        lines.append(f"  {t.name:<18} {t.data.count():>10} "
-                     f"{g.db.tree_len(t.data.insert_queue):>10}")
+             "Table stats:",
+             # No MklTodo column: Merkle trees are updated in each write's transaction.
+             f"  {'Table':<18} {'Items':>10} {'MklItems':>10} {'InsQueue':>9} "
+             f"{'GcTodo':>7}"]
+    for t in tables:
+        lines.append(f"  {t['tableName']:<18} {t['items']:>10} {t['merkleItems']:>10} "
+                     f"{t['insertQueueLen']:>9} {opt(t['gcQueueLen']):>7}")
     lines += ["", "Block manager stats:",
-              f"  number of RC entries: {g.block_manager.rc.count()}",
-              f"  corrupted blocks found: {g.block_manager.corruptions}"]
-    return {"freeform": "\n".join(lines)}
+              f"  number of RC entries (~= number of blocks): {blocks['rcEntries']}",
+              f"  resync queue length: {opt(blocks['resyncQueueLen'])}",
+              f"  blocks with resync errors: {opt(blocks['resyncErrors'])}",
+              f"  corrupted blocks found by reads: {bm.corruptions}"]
+    if g.scrub is not None:
+        lines.append(f"  corrupted blocks found by the scrub: {g.scrub.st.corruptions}")
+    lines += ["", "Storage:"]
+    lay = bm.store.layout
+    for d, slots in zip(lay.dirs, lay.slot_counts(), strict=True):
+        role = f"{slots} of {len(lay.prim)} slots" if d.writable else "read-only"
+        lines.append(f"  data {d.path}: {_disk(d.path)} ({role})")
+    lines.append(f"  metadata {g.config.metadata_dir}: {_disk(str(g.config.metadata_dir))}")
+    return {"freeform": "\n".join(lines), "tableStats": tables, "blockManagerStats": blocks}
+
+
+def table_stats(g: Garage, t: Any) -> dict[str, Any]:
+    db = g.db
+    return {"tableName": t.name, "items": t.data.count(),
+            "merkleItems": db.tree_len(t.data.merkle.tree),
+            # The Merkle tree is updated in each entry's own transaction: no queue.
+            "merkleQueueLen": 0,
+            "insertQueueLen": db.tree_len(t.data.insert_queue),
+            "gcQueueLen": _gc_queue_len(g, t)}
+
+
+def _gc_queue_len(g: Garage, t: Any) -> int | None:
+    """Tombstones waiting for GC (None: tables whose tombstones are kept, as in Garage)."""
+    for gc in g.table_gcs:
+        if gc.table is t:
+            return g.db.tree_len(gc.todo_tree)
+    return None
+
+
+def _resync_queue_len(g: Garage) -> int:
+    return g.block_manager.resync.queue_len()
+
+
+def _resync_errors(g: Garage) -> int:
+    return g.block_manager.resync.errors_len()
+
+
+def _disk(path: str) -> str:
+    try:
+        st = os.statvfs(path)
+    except OSError as e:
+        return f"unavailable ({e.strerror})"
+    total, avail = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+    pct = 100 * avail / total if total else 0.0
+    return f"{avail} bytes free of {total} ({pct:.1f}%)"
 
 
 def cluster_statistics(g: Garage) -> dict[str, Any]:
@@ -54,22 +117,74 @@ def cluster_statistics(g: Garage) -> dict[str, Any]:
 
 def list_workers(g: Garage, body: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    now = time.time()
-    for tid, info in sorted(g.runner.workers.items()):
-        if body.get("busyOnly") and info.state.value != "busy":
+    for _tid, info in sorted(g.runner.workers.items()):
+        busy = info.state in (WorkerState.BUSY, WorkerState.THROTTLED)
+        if body.get("busyOnly") and not busy:
             continue
         if body.get("errorOnly") and not info.errors:
             continue
-        st = info.worker.status()
-        out.append({"id": tid, "name": info.worker.name, "state": info.state.value,
-                    "errors": info.errors, "consecutiveErrors": info.consecutive_errors,
-                    "lastError": ({"message": info.last_error,
-                                   "secsAgo": int(now - (info.last_error_at or now))}
-                                  if info.last_error else None),
-                    "tranquility": None, "progress": st.get("progress"),
-                    "queueLength": st.get("queueLength"), "persistentErrors": None,
-                    "freeform": _freeform(st.get("freeform"))})
+        out.append(_worker_info(info))
     return out
+
+
+def worker_info(g: Garage, body: dict[str, Any]) -> dict[str, Any]:
+    info = g.runner.workers.get(int(body["id"]))
+    if info is None:
+        raise AdminError(404, "NoSuchWorker", f"no worker with id {body['id']} on this node "
+                         "(see `garage worker list`)")
+    return _worker_info(info)
+
+
+def _worker_info(info: WorkerInfo) -> dict[str, Any]:
+    now = time.time()
+    st = info.worker.status()
+    state: Any = info.state.value
+    if info.state is WorkerState.THROTTLED:
+        state = {"throttled": {"durationSecs": round(info.throttle_secs, 3)}}
+    return {"id": info.tid, "name": info.worker.name, "state": state,
+            "errors": info.errors, "consecutiveErrors": info.consecutive_errors,
+            "lastError": ({"message": info.last_error,
+                           "secsAgo": int(now - (info.last_error_at or now))}
+                          if info.last_error else None),
+            "tranquility": st.get("tranquility"), "progress": st.get("progress"),
+            "queueLength": st.get("queueLength"),
+            "persistentErrors": st.get("persistentErrors"),
+            "freeform": _freeform(st.get("freeform"))}
+
+
+def get_worker_variable(g: Garage, body: dict[str, Any]) -> dict[str, str]:
+    name = body.get("variable")
+    try:
+        return g.bg_vars.get_all() if name is None else {name: g.bg_vars.get(name)}
+    except VarError as e:
+        raise bad_request(str(e)) from None
+
+
+async def set_worker_variable(g: Garage, body: dict[str, Any]) -> dict[str, str]:
+    name, value = body["variable"], body["value"]
+    try:
+        await g.bg_vars.set(name, value)
+    except VarError as e:
+        raise bad_request(str(e)) from None
+    return {"variable": name, "value": g.bg_vars.get(name)}
+
+
+async def launch_repair_operation(g: Garage, body: dict[str, Any]) -> None:
+    try:
+        await launch_repair(g, body["repairType"])
+    except RepairNotAvailable as e:
+        raise AdminError(501, "NotImplemented", str(e)) from None
+    except RepairError as e:
+        raise bad_request(str(e)) from None
+
+
+async def create_metadata_snapshot(g: Garage) -> None:
+    try:
+        await async_snapshot_metadata(g)
+    except SnapshotBusy as e:
+        raise AdminError(409, "SnapshotInProgress", str(e)) from None
+    except OSError as e:
+        raise AdminError(500, "InternalError", f"metadata snapshot failed: {e}") from None
 
 
 def _freeform(lines: object) -> list[str]:
@@ -95,7 +210,8 @@ async def multi(g: Garage, endpoint: str, query: dict[str, str], body: Any,
     async def one(node: str) -> None:
         if node == me:
             try:
-                out["success"][me] = local()
+                res = local()
+                out["success"][me] = await res if inspect.isawaitable(res) else res
             except AdminError as e:
                 out["error"][me] = e.message
             return
@@ -120,20 +236,6 @@ async def multi(g: Garage, endpoint: str, query: dict[str, str], body: Any,
 
     await asyncio.gather(*(one(n) for n in targets))
     return out
-
-
-def block_info(g: Garage, body: dict[str, Any]) -> dict[str, Any]:
-    h = str(body.get("blockHash", ""))
-    try:
-        raw = bytes.fromhex(h)
-    except ValueError:
-        raise bad_request("blockHash must be hex") from None
-    if len(raw) != 32:
-        raise bad_request("give the full 64-hex-digit block hash")
-    refs = g.block_ref_table.data.read_range(raw, None, None, 1000)
-    return {"blockHash": h, "refcount": g.block_manager.rc.get(raw),
-            "versions": [{"versionId": r.version.hex(), "refDeleted": r.deleted}
-                         for r in refs]}
 
 
 def not_yet(what: str) -> AdminError:

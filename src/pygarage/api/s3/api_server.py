@@ -263,32 +263,9 @@ class S3ApiServer:
                                   body.trailers, None)
             return data
 
-        simple: dict[str, Callable[[], Awaitable[web.StreamResponse]]] = {
-            "ListBuckets": lambda: bucket_ep.handle_list_buckets(ctx),
-            "DeleteBucket": lambda: bucket_ep.handle_delete_bucket(ctx),
-            "ListObjects": lambda: listing_api.handle_list_objects(ctx, v2=False),
-            "ListObjectsV2": lambda: listing_api.handle_list_objects(ctx, v2=True),
-            "ListObjectVersions": lambda: listing_api.handle_list_object_versions(ctx),
-            "ListMultipartUploads": lambda: listing_api.handle_list_multipart_uploads(ctx),
-            "GetObject": lambda: get.handle_get_object(ctx, head=False),
-            "HeadObject": lambda: get.handle_get_object(ctx, head=True),
-            "GetObjectAttributes":
-                lambda: object_attributes.handle_get_object_attributes(ctx),
-            "CopyObject": lambda: copy_object.handle_copy_object(ctx),
-            "DeleteObject": lambda: delete.handle_delete_object(ctx),
-            "CreateMultipartUpload": lambda: multipart.handle_create(ctx),
-            "UploadPartCopy": lambda: multipart.handle_upload_part_copy(ctx),
-            "AbortMultipartUpload": lambda: multipart.handle_abort(ctx),
-            "ListParts": lambda: multipart.handle_list_parts(ctx),
-            "GetBucketLifecycle": lambda: lifecycle.handle_get(ctx),
-            "DeleteBucketLifecycle": lambda: lifecycle.handle_delete(ctx),
-            "GetBucketWebsite": lambda: website.handle_get_website(ctx),
-            "DeleteBucketWebsite": lambda: website.handle_delete_website(ctx),
-            "GetBucketCors": lambda: cors.handle_get_cors(ctx),
-            "DeleteBucketCors": lambda: cors.handle_delete_cors(ctx),
-        }
-        if n in simple:
-            return await simple[n]()
+        simple = _SIMPLE.get(n)
+        if simple is not None:
+            return await simple(ctx)
         if n == "HeadBucket":
             return web.Response(status=200, headers={"x-amz-bucket-region": ctx.region})
         if n == "GetBucketLocation":
@@ -323,6 +300,32 @@ class S3ApiServer:
         if n == "UploadPart":
             return await multipart.handle_upload_part(ctx, body.read, lambda: body.trailers)
         raise errors.NotImplementedErr(f"{n} is not implemented by pygarage")
+
+
+# Endpoints that need nothing but the request context (built once, not per request).
+_SIMPLE: dict[str, Callable[[ReqCtx], Awaitable[web.StreamResponse]]] = {
+    "ListBuckets": bucket_ep.handle_list_buckets,
+    "DeleteBucket": bucket_ep.handle_delete_bucket,
+    "ListObjects": lambda ctx: listing_api.handle_list_objects(ctx, v2=False),
+    "ListObjectsV2": lambda ctx: listing_api.handle_list_objects(ctx, v2=True),
+    "ListObjectVersions": listing_api.handle_list_object_versions,
+    "ListMultipartUploads": listing_api.handle_list_multipart_uploads,
+    "GetObject": lambda ctx: get.handle_get_object(ctx, head=False),
+    "HeadObject": lambda ctx: get.handle_get_object(ctx, head=True),
+    "GetObjectAttributes": object_attributes.handle_get_object_attributes,
+    "CopyObject": copy_object.handle_copy_object,
+    "DeleteObject": delete.handle_delete_object,
+    "CreateMultipartUpload": multipart.handle_create,
+    "UploadPartCopy": multipart.handle_upload_part_copy,
+    "AbortMultipartUpload": multipart.handle_abort,
+    "ListParts": multipart.handle_list_parts,
+    "GetBucketLifecycle": lifecycle.handle_get,
+    "DeleteBucketLifecycle": lifecycle.handle_delete,
+    "GetBucketWebsite": website.handle_get_website,
+    "DeleteBucketWebsite": website.handle_delete_website,
+    "GetBucketCors": cors.handle_get_cors,
+    "DeleteBucketCors": cors.handle_delete_cors,
+}
 
 
 def _helper_to_s3(e: HelperError) -> errors.S3Error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC
 
@@ -57,9 +58,17 @@ def _unsatisfiable(size: int) -> errors.S3Error:
     return errors.InvalidRange(headers={"Content-Range": f"bytes */{size}"})
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(ms: int) -> str:
-    """RFC 7231 IMF-fixdate, e.g. 'Fri, 03 Feb 2006 16:45:09 GMT'."""
-    return email.utils.formatdate(ms // 1000, usegmt=True)
+    """RFC 7231 IMF-fixdate, e.g. 'Fri, 03 Feb 2006 16:45:09 GMT' (English names whatever
+    the locale; what email.utils.formatdate(usegmt=True) gives, at a fraction of its cost:
+    one per GET)."""
+    t = time.gmtime(ms // 1000)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 def _parse_http_date(value: str | None) -> int | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from ...model.s3.object_table import COMPLETE, DELETE_MARKER, Object, ObjectVersion
 from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
+from ...util.tasks import drop
 from ..common import errors
 from . import xml
 from .context import ReqCtx
@@ -15,6 +18,8 @@ from .names import check_object_key
 
 async def delete_object(ctx: ReqCtx, key: str, version_id: str | None) -> bool:
     """-> True if something was deleted. Deleting a missing key is a success (S3)."""
+    if version_id is None:
+        return await _delete_current(ctx, key)
     g = ctx.garage
     obj = await g.object_table.get(ctx.bucket_id, key.encode())
     if obj is None:
@@ -28,6 +33,30 @@ async def delete_object(ctx: ReqCtx, key: str, version_id: str | None) -> bool:
     marker = ObjectVersion(gen_uuid(), ts, COMPLETE, kind=DELETE_MARKER)
     await g.object_table.insert(Object(ctx.bucket_id, key, [marker]))
     return True
+
+
+async def _delete_current(ctx: ReqCtx, key: str) -> bool:
+    """Without a version id, in one round trip: a delete marker stamped now is written
+    while the key's entry is read. A marker on a key with no current version is a
+    tombstone GC removes later; a version as new as the marker or newer (a clock ahead
+    elsewhere) gets the same marker again with a later timestamp."""
+    g = ctx.garage
+    lookup = asyncio.ensure_future(g.object_table.get(ctx.bucket_id, key.encode()))
+    marker = ObjectVersion(gen_uuid(), next_timestamp(SYSTEM_CLOCK, None), COMPLETE,
+                           kind=DELETE_MARKER)
+    try:
+        await g.object_table.insert(Object(ctx.bucket_id, key, [marker]))
+        obj = await lookup
+    finally:
+        drop(lookup)
+    if obj is None:
+        return False
+    newest = obj.newest_timestamp(other_than=marker.uuid)
+    if newest is not None and newest >= marker.timestamp:
+        again = ObjectVersion(marker.uuid, newest + 1, COMPLETE, kind=DELETE_MARKER)
+        await g.object_table.insert(Object(ctx.bucket_id, key, [again]))
+    before = Object(obj.bucket_id, obj.key, [v for v in obj.versions if v.uuid != marker.uuid])
+    return before.current() is not None
 
 
 async def handle_delete_object(ctx: ReqCtx) -> web.Response:

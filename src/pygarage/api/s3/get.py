@@ -4,8 +4,9 @@ checksums on request; block data streamed with a small read-ahead, never whole i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
-from typing import Protocol
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -15,12 +16,16 @@ from ...model.s3.object_table import Object, ObjectVersion
 from ...model.s3.version_table import Version
 from ..common import errors
 from ..common.wire import check_header_value, parse_part_number
-from . import encryption
+from . import encryption, send_blocks
 from .conditions import check_conditions, content_range, http_date, parse_range
 from .meta import response_headers
 from .xml import checksum_type_of
 
+T = TypeVar("T")
+
 READ_AHEAD = 2
+# Blocks on other nodes each cost a round trip: fetch more of them ahead.
+READ_AHEAD_CLUSTER = 12
 
 
 class ReadCtx(Protocol):
@@ -154,6 +159,14 @@ async def handle_get_object(ctx: ReadCtx, head: bool, *, status: int | None = No
         data = await ctx.garage.block_manager.get_block(v.first_block)
         if len(data) == size:
             return web.Response(status=status, headers=headers, body=data[start:end])
+    if sse is None and rng is None and size > ctx.garage.config.block_size and \
+            not encryption.is_encrypted(v):
+        # A whole large object: local plain blocks go out by sendfile once verified.
+        bm = ctx.garage.block_manager
+        return await send_blocks.send_body(
+            ctx.request, status, headers,
+            block_items(ctx.garage, v, 0, size, bm.get_block_for_send,
+                        read_ahead(ctx.garage), send_blocks.close_part))
     chunks = stream_blocks(ctx.garage, v, start, end,
                            decrypt=sse.decrypt if sse is not None else None)
     # Fetch the first block before sending headers: if it is missing or corrupted, the
@@ -187,8 +200,38 @@ async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int,
         raise errors.InvalidRequest("The object was stored using a form of Server Side "
                                     "Encryption. The correct parameters must be provided "
                                     "to retrieve the object.")
-    ver: Version | None = await g.version_table.get(v.uuid)
+    async with contextlib.aclosing(block_items(g, v, start, end, g.block_manager.get_block,
+                                               read_ahead(g))) as items:
+        async for data, skip, take in items:
+            if decrypt is not None:
+                data = await asyncio.to_thread(decrypt, data)
+            yield data[skip:take] if (skip, take) != (0, len(data)) else data
+
+
+def read_ahead(g: Garage) -> int:
+    return READ_AHEAD if len(g.system.layout.all_storage_nodes()) <= 1 else READ_AHEAD_CLUSTER
+
+
+async def block_items(g: Garage, v: ObjectVersion, start: int, end: int,
+                      get: Callable[[bytes], Awaitable[T]], ahead: int,
+                      close: Callable[[T], None] = lambda _: None
+                      ) -> AsyncGenerator[tuple[T, int, int], None]:
+    """(item, skip, take) for each block overlapping bytes [start, end) of the version, in
+    order: item = get(hash), fetched up to `ahead` blocks ahead; bytes [skip, take) of the
+    block are wanted. `close` releases an item fetched but never yielded (the caller owns
+    the items yielded)."""
+    # The first block's hash is in the object entry: it is fetched while the version entry
+    # (the list of all blocks) is read, a round trip saved when both are on other nodes.
+    first: asyncio.Task[T] | None = None
+    if v.first_block is not None and start < g.config.block_size and end > start:
+        first = asyncio.ensure_future(get(v.first_block))
+    try:
+        ver: Version | None = await g.version_table.get(v.uuid)
+    except BaseException:
+        _discard(first, close)
+        raise
     if ver is None or ver.deleted:
+        _discard(first, close)
         raise errors.InternalError("object data is gone")
     wanted: list[tuple[bytes, int, int]] = []  # (hash, skip, take)
     pos = 0
@@ -198,18 +241,35 @@ async def stream_blocks(g: Garage, v: ObjectVersion, start: int, end: int,
         if b_end <= start or b_start >= end:
             continue
         wanted.append((b.hash, max(0, start - b_start), min(b.size, end - b_start)))
-    pending: list[asyncio.Task[bytes]] = []
+    if first is not None and (not wanted or wanted[0][0] != v.first_block):
+        _discard(first, close)  # the range starts past the first block
+        first = None
+    pending: list[asyncio.Task[T]] = []
     try:
         i = 0
         while i < len(wanted) or pending:
-            while i < len(wanted) and len(pending) < READ_AHEAD:
-                pending.append(asyncio.ensure_future(g.block_manager.get_block(wanted[i][0])))
+            while i < len(wanted) and len(pending) < ahead:
+                if i == 0 and first is not None:
+                    pending.append(first)
+                else:
+                    pending.append(asyncio.ensure_future(get(wanted[i][0])))
                 i += 1
-            data = await pending.pop(0)
-            if decrypt is not None:
-                data = await asyncio.to_thread(decrypt, data)
+            item = await pending.pop(0)
             _, skip, take = wanted[i - len(pending) - 1]
-            yield data[skip:take] if (skip, take) != (0, len(data)) else data
+            yield item, skip, take
     finally:
         for t in pending:
-            t.cancel()
+            _discard(t, close)
+
+
+def _discard(t: asyncio.Task[T] | None, close: Callable[[T], None]) -> None:
+    """Drop a prefetch that is not needed: cancelled, or its result released; its error (if
+    any) not reported."""
+    if t is None:
+        return
+    t.cancel()
+
+    def done(t: asyncio.Task[T]) -> None:
+        if not t.cancelled() and t.exception() is None:
+            close(t.result())
+    t.add_done_callback(done)

@@ -22,6 +22,7 @@ from aiohttp import web
 from ...block.block import DataBlock
 from ...model.garage import Garage
 from ...model.s3.block_ref_table import BlockRef
+from ...model.s3.local_put import owns_all, write_one_block_put
 from ...model.s3.object_table import (
     ABORTED,
     COMPLETE,
@@ -35,6 +36,7 @@ from ...model.s3.object_table import (
 from ...model.s3.version_table import Version, VersionBlock
 from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
+from ...util.tasks import drop
 from ..common import errors
 from ..common.signature import checksum as ck
 from .context import ReqCtx
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 
 INLINE_THRESHOLD = 3072
 MAX_IN_FLIGHT = 3
+# With other nodes to write to, each block waits for network round trips rather than the
+# disk: more of them in flight (all bounded together by block_ram_buffer_max).
+MAX_IN_FLIGHT_CLUSTER = 8
 # The version entry holds every block of the object and each write of it re-encodes it all:
 # listing blocks one by one would cost O(blocks^2) for a large object.
 VERSION_BATCH = 8
@@ -79,33 +84,43 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
     bm = garage.block_manager
     packer = pack or bm.pack
     loop = asyncio.get_running_loop()
-    sem = asyncio.Semaphore(MAX_IN_FLIGHT)
+    sem = asyncio.Semaphore(max_in_flight(garage))
     tasks: list[asyncio.Task[bytes]] = []
     offset = 0
     # Checksums must see the blocks in order: a worker thread of this upload's own takes them
     # in turn, so hashing overlaps reading and storing instead of gating them.
     hasher: ThreadPoolExecutor | None = None
     summing: deque[asyncio.Future[None]] = deque()
-    unlisted: dict[tuple[int, int], VersionBlock] = {}  # stored, not yet in the version
+    unlisted: dict[tuple[int, int], VersionBlock] = {}  # hashed, not yet in the version
+    packed: list[asyncio.Future[None]] = []  # per block: its hash is known (and queued)
+    listing: list[asyncio.Task[None]] = []  # version inserts under way
 
-    async def list_stored() -> None:
+    def flush() -> None:
+        """List the queued blocks in the version, concurrently with their writes: the
+        version is read by nobody before the object is Complete, and an aborted upload's
+        version frees whatever it lists (a listed block never written included)."""
         if unlisted:
             blocks = dict(unlisted)
             unlisted.clear()
-            await garage.version_table.insert(Version(version, blocks=blocks))
+            listing.append(asyncio.ensure_future(
+                garage.version_table.insert(Version(version, blocks=blocks))))
 
-    async def store(data: bytes, off: int, held: int) -> bytes:
+    async def store(data: bytes, off: int, held: int, hashed: asyncio.Future[None]) -> bytes:
         try:
             h, block = (packer(data) if len(data) < THREAD_MIN
                         else await asyncio.to_thread(packer, data))
-            # Reference first, then write: GC never deletes a block between the two.
-            await garage.block_ref_table.insert(BlockRef(h, version))
-            await bm.put_block(h, block)
             unlisted[(part, off)] = VersionBlock(h, len(data))
+            hashed.set_result(None)
             if len(unlisted) >= VERSION_BATCH:
-                await list_stored()
+                flush()
+            try:
+                await store_and_reference(garage, version, h, block)
+            except Referenced as e:  # already listed: the abort frees its reference
+                raise e.error from None
             return h
         finally:
+            if not hashed.done():
+                hashed.set_result(None)
             sem.release()
             bm.ram_buffer.release(held)
 
@@ -125,14 +140,21 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
                 held = await bm.ram_buffer.acquire(len(data))
                 try:
                     await sem.acquire()
-                    tasks.append(tg.create_task(store(data, offset, held)))
+                    hashed = loop.create_future()
+                    packed.append(hashed)
+                    tasks.append(tg.create_task(store(data, offset, held, hashed)))
                 except BaseException:
                     bm.ram_buffer.release(held)
                     raise
                 offset += len(data)
                 data = await read(bs)
+            # The whole body is read: once the last blocks are hashed, list them while
+            # they are being written, so no round trip is left for after the last write.
+            await asyncio.gather(*packed)
+            flush()
             while summing:
                 await summing.popleft()
+        await asyncio.gather(*listing)  # every block listed before the object completes
     except BaseExceptionGroup as group:
         # The TaskGroup wraps the body's own error (a bad chunk signature or a cut body,
         # raised by read()) and its tasks' errors: the client gets the S3 error they carry.
@@ -140,8 +162,42 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
     finally:
         if hasher is not None:
             hasher.shutdown(wait=False, cancel_futures=True)
-        await list_stored()  # on failure too: aborting the version frees what it lists
+        flush()  # on failure too: aborting the version frees what it lists
+        await asyncio.gather(*listing, return_exceptions=True)
     return offset, (tasks[0].result() if tasks else None)
+
+
+def max_in_flight(g: Garage) -> int:
+    return MAX_IN_FLIGHT if len(g.system.layout.all_storage_nodes()) <= 1 \
+        else MAX_IN_FLIGHT_CLUSTER
+
+
+class Referenced(Exception):
+    """A block write failed after its reference was written (`error` is why)."""
+
+    def __init__(self, block: bytes, error: BaseException):
+        super().__init__(str(error))
+        self.block = block
+        self.error = error
+
+
+async def store_and_reference(g: Garage, version: bytes, h: bytes, block: DataBlock) -> None:
+    """The block_ref entry and the block itself, written concurrently (one round trip, not
+    two). Safe for the GC: a block stored before its reference arrives is young, and resync
+    never deletes a block file written less than the GC delay ago; a reference stored before
+    its block makes the block needed, fetched by resync if its write failed. Raises
+    Referenced when the reference was written but the block was not, so the caller lists it
+    in the version and the version's abort frees it."""
+    ref = asyncio.ensure_future(g.block_ref_table.insert(BlockRef(h, version)))
+    try:
+        await g.block_manager.put_block(h, block)
+    except BaseException as e:
+        try:
+            await asyncio.shield(ref)
+        except Exception:
+            raise e from None
+        raise Referenced(h, e) from None
+    await ref
 
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -191,25 +247,28 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
     check_object_key(ctx.key)
     stored = headers_to_store(ctx.headers, list(ctx.headers.items()))
     algo, declared = checksum_algo_for(ctx)
-    existing = await g.object_table.get(ctx.bucket_id, ctx.key.encode())
-    ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
     vid = gen_uuid()
     summer = new_checksummer(ctx, algo)
     bs = g.config.block_size
-
-    first = await read(bs)
-    if len(first) < INLINE_THRESHOLD:
-        rest = await read(bs)
-        if not rest:  # small object: one metadata write, no blocks
-            await asyncio.to_thread(summer.update, first)
-            w = Written(len(first), summer.result(), None, first)
-            checksum = verify_body_checksums(ctx, w, trailers(), declared)
-            await check_quotas(ctx, w.size, existing)
-            meta = ObjectMeta(w.size, _etag(w), stored, checksum)
-            done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=first)
-            await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
-            return _put_response(vid, meta)
-        first += rest
+    # The key's current entry, read while the body arrives: a small object is then written
+    # in the same round trip (put_inline), larger ones wait for it before their first write.
+    lookup = asyncio.ensure_future(g.object_table.get(ctx.bucket_id, ctx.key.encode()))
+    try:
+        first = await read(bs)
+        if len(first) < INLINE_THRESHOLD:
+            rest = await read(bs)
+            if not rest:  # small object: one metadata write, no blocks
+                await asyncio.to_thread(summer.update, first)
+                w = Written(len(first), summer.result(), None, first)
+                checksum = verify_body_checksums(ctx, w, trailers(), declared)
+                meta = ObjectMeta(w.size, _etag(w), stored, checksum)
+                await put_inline(ctx, ctx.key, vid, meta, first, lookup)
+                return _put_response(vid, meta)
+            first += rest
+        existing = await lookup
+    finally:
+        drop(lookup)
+    ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
 
     if len(first) <= bs:
         more = await read(bs)
@@ -221,8 +280,17 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
 
     uploading = ObjectVersion(vid, ts, UPLOADING, upload_headers=stored,
                               upload_checksum_algo=algo)
-    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [uploading]))
-    await g.version_table.insert(Version(vid, backlink=("object", ctx.bucket_id, ctx.key)))
+    # Both entries at once (one round trip): a version alone, with no block, frees nothing
+    # and is visible nowhere if the object write is refused.
+    results = await asyncio.gather(
+        g.object_table.insert(Object(ctx.bucket_id, ctx.key, [uploading])),
+        g.version_table.insert(Version(vid, backlink=("object", ctx.bucket_id, ctx.key))),
+        return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        if not isinstance(results[0], BaseException):
+            await _abort(g, ctx.bucket_id, ctx.key, uploading)
+        raise failed[0]
     try:
         size, first_hash = await write_blocks(g, vid, 0, read, summer, first)
         w = Written(size, summer.result(), first_hash, None)
@@ -235,6 +303,34 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
     done = ObjectVersion(vid, ts, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=first_hash)
     await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
     return _put_response(vid, meta)
+
+
+async def put_inline(ctx: ReqCtx, key: str, vid: bytes, meta: ObjectMeta, data: bytes,
+                     lookup: asyncio.Future[Object | None]) -> None:
+    """Store a small object (its bytes in the object entry) in one round trip: the entry is
+    written with the time now while `lookup` (the key's current entry) is still in flight.
+    Only if that entry holds a version as new or newer (a clock ahead elsewhere) is the
+    same version written again with a later timestamp (a version's timestamp only moves
+    forward in a merge), so the new object still wins. A bucket with quotas needs the
+    current entry before writing: one round trip more."""
+    g = ctx.garage
+    assert ctx.bucket is not None
+    quotas = ctx.bucket.quotas[1] or {}
+    if quotas.get("max_objects") is not None or quotas.get("max_size") is not None:
+        existing = await lookup
+        await check_quotas(ctx, meta.size, existing)
+        ts = next_timestamp(SYSTEM_CLOCK, existing.newest_timestamp() if existing else None)
+        done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=data)
+        await g.object_table.insert(Object(ctx.bucket_id, key, [done]))
+        return
+    ts = next_timestamp(SYSTEM_CLOCK, None)
+    done = ObjectVersion(vid, ts, COMPLETE, kind=INLINE, meta=meta, inline=data)
+    await g.object_table.insert(Object(ctx.bucket_id, key, [done]))
+    existing = await lookup
+    newest = existing.newest_timestamp(other_than=vid) if existing else None
+    if newest is not None and newest >= ts:
+        again = ObjectVersion(vid, newest + 1, COMPLETE, kind=INLINE, meta=meta, inline=data)
+        await g.object_table.insert(Object(ctx.bucket_id, key, [again]))
 
 
 def _prepend(data: bytes, read: Reader) -> Reader:
@@ -253,9 +349,9 @@ async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[st
                          existing: Object | None) -> web.StreamResponse:
     """The whole body is one block, already read: checksums are verified before anything is
     written, and no Uploading object entry is needed, since nothing is visible before the
-    Complete one. Block reference, block, version with its block, then the object; a failure
-    before the object entry unreferences the block; a crash leaves at most a version that no
-    object points to."""
+    Complete one. Block reference, block and version with its block, then the object; a
+    failure before the object entry unreferences the block; a crash leaves at most a version
+    that no object points to."""
     g = ctx.garage
     bm = g.block_manager
     if len(data) < THREAD_MIN:
@@ -269,19 +365,53 @@ async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[st
     w = Written(len(data), summer.result(), h, None)
     checksum = verify_body_checksums(ctx, w, trailers(), declared)
     await check_quotas(ctx, w.size, existing)
-    try:
-        # Reference first, then write: GC never deletes a block between the two.
-        await g.block_ref_table.insert(BlockRef(h, vid))
-        await bm.put_block(h, block)
-        await g.version_table.insert(Version(vid, blocks={(0, 0): VersionBlock(h, len(data))},
-                                             backlink=("object", ctx.bucket_id, ctx.key)))
-    except BaseException:
-        await _unreference(g, vid, h)
-        raise
     meta = ObjectMeta(w.size, _etag(w), stored, checksum)
     done = ObjectVersion(vid, ts, COMPLETE, kind=FIRST_BLOCK, meta=meta, first_block=h)
-    await g.object_table.insert(Object(ctx.bucket_id, ctx.key, [done]))
+    ref = BlockRef(h, vid)
+    version = Version(vid, blocks={(0, 0): VersionBlock(h, len(data))},
+                      backlink=("object", ctx.bucket_id, ctx.key))
+    obj = Object(ctx.bucket_id, ctx.key, [done])
+    if owns_all(g, ref, version, obj):
+        # This node alone owns the three entries: the block file first, then all three
+        # in one transaction (nothing is referenced if the block write fails). Shielded: a
+        # client leaving now must not leave a stored block that nothing references.
+        await _shielded(_store_then_write(g, h, block, ref, version, obj))
+        return _put_response(vid, meta)
+    # Block, reference and version at once (one round trip): none is visible before the
+    # object entry, and a failure of any unreferences the block.
+    try:
+        results = await asyncio.gather(
+            store_and_reference(g, vid, h, block),
+            g.version_table.insert(version),
+            return_exceptions=True)
+    except BaseException:  # cancelled (the client went away)
+        await _unreference(g, vid, h)
+        raise
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        await _unreference(g, vid, h)
+        err = failed[0]
+        raise err.error if isinstance(err, Referenced) else err
+    await g.object_table.insert(obj)
     return _put_response(vid, meta)
+
+
+async def _store_then_write(g: Garage, h: bytes, block: DataBlock, ref: BlockRef,
+                            version: Version, obj: Object) -> None:
+    await g.block_manager.put_block(h, block)
+    await write_one_block_put(g, ref, version, obj)
+
+
+async def _shielded(coro: Awaitable[None]) -> None:
+    """Run coro to its end even if the caller is cancelled (its error then only logged)."""
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(_log_orphan_error)
+    await asyncio.shield(task)
+
+
+def _log_orphan_error(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("single-block put finished with an error: %s", task.exception())
 
 
 async def _unreference(g: Garage, vid: bytes, h: bytes) -> None:

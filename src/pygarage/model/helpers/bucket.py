@@ -162,9 +162,8 @@ class BucketHelper:
 
     async def usage(self, bucket_id: bytes) -> dict[str, int]:
         """The bucket's counters (objects, bytes, unfinished uploads...): the one place
-        quotas and bucket info read them. Exact with one node, where the local count is the
-        bucket's count; a cluster will sum the per-node counts here."""
-        return self.g.counters.get(bucket_id)
+        quotas and bucket info read them. Exact in a cluster: see model/counters.py."""
+        return await self.g.counters.usage(bucket_id)
 
     async def set_quotas(self, b: Bucket, max_size: int | None, max_objects: int | None) -> None:
         b.quotas = lww_update(b.quotas, now_msec(),

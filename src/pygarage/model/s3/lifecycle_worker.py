@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from ...util.background import WorkerState
+from ...util.background import BgVars, VarError, WorkerState
 from ...util.clock import SYSTEM_CLOCK, Clock, next_timestamp
 from ...util.ids import gen_uuid, partition_hash
 from ..bucket_table import Bucket
@@ -63,6 +63,22 @@ class LifecycleWorker:
         self.running: _Pass | None = None
         if self.last_completed is None or self.last_completed < self._today():
             self.running = _Pass(self._today())
+        self._wake = asyncio.Event()
+
+    def register_vars(self, bg_vars: BgVars) -> None:
+        bg_vars.register("lifecycle-last-completed",
+                         lambda: self.last_completed or "never", self._set_last_completed)
+
+    async def _set_last_completed(self, value: str) -> None:
+        """An earlier day makes the next pass run now; a later one postpones it."""
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            raise VarError(f"invalid value for lifecycle-last-completed: {value!r} (a date, "
+                           "e.g. 2026-01-31)") from None
+        await self.g.db.write_insert(STATE_TREE, LAST_COMPLETED, day.isoformat().encode())
+        self.last_completed = day
+        self._wake.set()
 
     def _today(self) -> date:
         return day_of(self.clock.now_msec())
@@ -138,8 +154,13 @@ class LifecycleWorker:
             if self.last_completed is None or today > self.last_completed:
                 self.running = _Pass(today)
                 return
-            await asyncio.sleep(min(MAX_SLEEP_S, seconds_until_next_pass(
-                self.last_completed, self.clock.now_msec())) + 0.001)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(MAX_SLEEP_S, (
+                    seconds_until_next_pass(self.last_completed, self.clock.now_msec())))
+                    + 0.001)
+            except TimeoutError:
+                pass
 
     def status(self) -> dict[str, object]:
         p = self.running

@@ -138,6 +138,17 @@ class Object:
         return self.key.encode()
 
     def is_tombstone(self) -> bool:
+        """What tombstone GC may drop once every replica has it: a delete marker as the
+        newest version, with nothing before it but the Aborted remains of finished
+        multipart uploads (Garage: a delete marker alone). An upload in progress or a lone
+        aborted upload is not one."""
+        if not self.versions:
+            return False
+        last = self.versions[-1]
+        return last.is_complete() and last.kind == DELETE_MARKER and all(
+            v.state == ABORTED for v in self.versions[:-1])
+
+    def has_no_data(self) -> bool:
         """Nothing left but delete markers and aborted uploads."""
         return all(v.state == ABORTED or (v.is_complete() and v.kind == DELETE_MARKER)
                    for v in self.versions)
@@ -176,8 +187,8 @@ class Object:
         v = self.last_complete()
         return v if v is not None and v.is_data() else None
 
-    def newest_timestamp(self) -> int | None:
-        return max((v.timestamp for v in self.versions), default=None)
+    def newest_timestamp(self, other_than: bytes | None = None) -> int | None:
+        return max((v.timestamp for v in self.versions if v.uuid != other_than), default=None)
 
 
 class ObjectSchema:
@@ -192,8 +203,10 @@ class ObjectSchema:
         return Object.decode(data)
 
     def updated(self, tx: Transaction, old: Object | None, new: Object | None) -> None:
-        if old is not None:
-            new_by_id = {v.uuid: v for v in new.versions} if new else {}
+        # new None: the entry left this node (tombstone GC, or offload to the partition's
+        # new owners), its versions did not end: nothing to propagate.
+        if old is not None and new is not None:
+            new_by_id = {v.uuid: v for v in new.versions}
             for v in old.versions:
                 nv = new_by_id.get(v.uuid)
                 gone = nv is None or (nv.state == ABORTED and v.state != ABORTED)
@@ -205,7 +218,9 @@ class ObjectSchema:
         if filter == "data":
             return entry.current() is not None
         if filter == "live":
-            return not entry.is_tombstone()
+            return not entry.has_no_data()
         if filter == "uploading":
             return any(v.state == UPLOADING and v.multipart for v in entry.versions)
+        if filter == "unfinished":  # multipart and PutObject uploads
+            return any(v.state == UPLOADING for v in entry.versions)
         return True

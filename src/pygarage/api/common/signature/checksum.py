@@ -35,7 +35,7 @@ class Checksums:
 
 
 class _Hasher(Protocol):
-    def update(self, data: bytes, /) -> None: ...
+    def update(self, data: bytes | memoryview, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -48,11 +48,16 @@ class _Crc:
         self._size = DIGEST_SIZES[algo]
         self._value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: bytes | memoryview) -> None:
         self._value = self._fn(data, self._value)
 
     def digest(self) -> bytes:
         return self._value.to_bytes(self._size, "big")
+
+
+# hashlib's HASHLIB_GIL_MINSIZE: updates this long or longer release the GIL.
+_GIL_MINSIZE = 2048
+SMALL_UPDATE = 64 * 1024  # above this, hashing is worth giving the GIL away (threads)
 
 
 class Checksummer:
@@ -86,12 +91,25 @@ class Checksummer:
 
     def update(self, data: bytes) -> None:
         with self._lock:
-            if self._md5 is not None:
-                self._md5.update(data)
-            if self._sha256 is not None:
-                self._sha256.update(data)
-            for hasher in self._others.values():
-                hasher.update(data)
+            if len(data) <= SMALL_UPDATE and len(data) >= _GIL_MINSIZE and \
+                    threading.current_thread() is threading.main_thread():
+                # On the event loop, a small body: hashlib releases the GIL for updates
+                # of 2 KiB and more, and a busy thread (the db writer) may then keep the
+                # loop waiting for up to the switch interval (5 ms) for every digest.
+                # Pieces under that size are hashed holding the GIL: ~10 us for 4 KiB.
+                mv = memoryview(data)
+                for i in range(0, len(mv), _GIL_MINSIZE - 1):
+                    self._update(mv[i:i + _GIL_MINSIZE - 1])
+            else:
+                self._update(data)
+
+    def _update(self, data: bytes | memoryview) -> None:
+        if self._md5 is not None:
+            self._md5.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
+        for hasher in self._others.values():
+            hasher.update(data)
 
     def result(self) -> Checksums:
         with self._lock:
