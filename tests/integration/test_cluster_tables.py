@@ -18,6 +18,7 @@ import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
+import lmdb
 import pytest
 from botocore.exceptions import ClientError
 
@@ -70,6 +71,19 @@ def local_object(node: GarageNode, bucket: bytes, key: str) -> bytes | None:
         db.close()
 
 
+def peek_object(node: GarageNode, bucket: bytes, key: str) -> bytes | None:
+    """The object entry in a running node's database, read as a second LMDB reader (LMDB
+    is multi-process: this neither blocks nor disturbs the node)."""
+    env = lmdb.open(str(node.root / "meta" / "db.lmdb"), readonly=True, max_dbs=128)
+    try:
+        with env.begin() as txn:
+            raw = txn.get(tree_key(bucket, key.encode()), db=env.open_db(b"object:table",
+                                                                         txn=txn, create=False))
+        return None if raw is None else bytes(raw)
+    finally:
+        env.close()
+
+
 def test_written_through_one_node_served_by_all(cluster: Cluster,
                                                 creds: tuple[str, str]) -> None:
     n1, n2, n3, gw = cluster.nodes
@@ -120,8 +134,9 @@ def test_read_repairs_a_stale_replica(cluster: Cluster, creds: tuple[str, str]) 
     try:
         body = n2.s3(*creds).get_object(Bucket="shared", Key="missed")["Body"].read()
         assert body == b"while node 3 was down"
-        n3.stop()
-        raw = local_object(n3, bid, "missed")
+        # The repair is written in the background, after the answer: wait for it.
+        cluster.wait_for(lambda: peek_object(n3, bid, "missed") is not None)
+        raw = peek_object(n3, bid, "missed")
         assert raw is not None
         obj = ObjectSchema(lambda *a: None, lambda *a: None).decode(raw)
         assert obj.current() is not None

@@ -170,6 +170,10 @@ async def test_a_peer_a_pass_could_not_reach_is_caught_up_within_seconds(
         assert s1.catch_up.behind.get(g3.system.node_id), "node 3 should be behind"
         assert len(contents(g3, "version")) == 0
         del s3.decode_item  # node 3 accepts entries again; it never went down
-        await until(lambda: len(contents(g3, "version")) == 60, within_s=30,
+        # Each refused retry doubled the wait (5 s, 10 s, ... at most 2 min): on a slow
+        # machine the pass above lasts long enough for several, and one may still be in
+        # flight (refused, so doubled once more). The retry after that must catch node 3 up.
+        backoff = min(s1.catch_up.max_s, 2 * s1.catch_up.delay[g3.system.node_id])
+        await until(lambda: len(contents(g3, "version")) == 60, within_s=backoff + 20,
                     what="catch-up of node 3")
         assert s1.catch_up.behind == {}
