@@ -83,8 +83,9 @@ class Cluster:
                                   for n in self.nodes), timeout=20)
 
     @staticmethod
-    def wait_for(cond: Callable[[], Any], timeout: float = 10.0, step: float = 0.1) -> float:
-        """Seconds until cond() is truthy; AssertionError after `timeout`."""
+    def wait_for(cond: Callable[[], Any], timeout: float = 30.0, step: float = 0.1) -> float:
+        """Seconds until cond() is truthy; AssertionError after `timeout`. The default is
+        generous (a loaded 2-core CI machine); a test claiming a delay passes its own."""
         t0 = time.monotonic()
         while True:
             try:
