@@ -94,8 +94,9 @@ async def test_purge_deletes_the_objects_using_a_block(tmp_path: Path) -> None:
         assert info["refcount"] == 1
         assert info["versions"][0]["backlink"] == {"object": {"bucketId": bucket.hex(),
                                                               "key": "k"}}
-        # By prefix (odd length, upper case), with another block sorting before it.
-        low = bytes(32) if h[0] else b"\x01" * 32
+        # By prefix (odd length, upper case), with another block sorting before it (after
+        # it when h's first hex digit is 0): its first hex digit always differs from h's.
+        low = bytes(32) if h[0] >= 0x10 else b"\xff" * 32
         await g.block_ref_table.data.write_entries([BlockRef(low, b"w" * 32)])
         for prefix in (h.hex()[:1], h.hex()[:3], h.hex().upper()):
             res = await admin_call(g, "GetBlockInfo", {"node": "self"}, {"blockHash": prefix})

@@ -139,6 +139,7 @@ class TableSyncer:
         rpc.register(self.p_items, self._h_items)
         hub.add_table(table.name)
         system.on_layout_saved.append(self._layout_saved)
+        table.on_missed_write = self._missed_write
         self.current: FullSync | None = None
         self._want_full = False  # start a new pass now (layout change, repair)
         self._want_next = False  # start one once the current pass ends (a node came up)
@@ -170,6 +171,12 @@ class TableSyncer:
     def _layout_saved(self) -> None:
         if self._layout_digest() != self._digest:
             self.add_full_sync()
+
+    def _missed_write(self, node: str, parts: set[int]) -> None:
+        """A copy of a write did not reach `node`: sync it those partitions after the
+        catch-up backoff (or at once when it is seen coming back up)."""
+        self.catch_up.missed(node, parts, asyncio.get_running_loop().time())
+        self._wake.set()
 
     def _poll_peers(self) -> None:
         """A node coming (back) up gets a pass at once, or right after the current one (a
@@ -300,6 +307,7 @@ class TableSyncer:
         if not batch:
             return []
         me = self.system.node_id
+        mark = self.catch_up.mark()
         roots = dict(zip((sp.partition for sp in batch),
                          self.data.merkle.roots_of([sp.partition for sp in batch]),
                          strict=True))
@@ -313,7 +321,7 @@ class TableSyncer:
         ok_of = dict(zip(peers, results, strict=True))
         now = asyncio.get_running_loop().time()
         for n in peers:
-            self.catch_up.synced(n, ok_of[n])
+            self.catch_up.synced(n, ok_of[n], mark)
             self.catch_up.missed(n, set(by_peer[n]) - ok_of[n], now)
         quorum = self.table.replication.write_quorum
         return [sp for sp in batch if not partition_synced(
@@ -335,9 +343,10 @@ class TableSyncer:
         if not shared:
             return
         todo = sorted(shared)
+        mark = self.catch_up.mark()
         roots = dict(zip(todo, self.data.merkle.roots_of(todo), strict=True))
         ok = await self._sync_with(node, todo, roots)
-        self.catch_up.synced(node, ok)
+        self.catch_up.synced(node, ok, mark)
         if shared - ok:
             self.catch_up.failed_again(node, asyncio.get_running_loop().time())
         log.debug("%s: caught up %d of %d partitions with %s", self.table.name, len(ok),

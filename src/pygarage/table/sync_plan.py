@@ -67,15 +67,24 @@ def partition_synced(sp: SyncPartition, me: str, ok: set[str], quorum: int) -> b
 
 @dataclass
 class CatchUp:
-    """Partitions a pass counted as synced (a write quorum reached) although one of their
-    peers was not: down, cut off, or too slow to answer. Each such peer gets them again
-    soon (at once when it comes back up, else after a short backoff), not only at the next
-    full pass ten minutes later: a healed partition then converges within seconds."""
+    """Partitions a peer is known to lack writes of: a pass counted them as synced (a
+    write quorum reached) although that peer was not (down, cut off, too slow), or a copy
+    of a write failed on it. Each such peer gets them again soon (at once when it comes
+    back up, else after a short backoff), not only at the next full pass ten minutes
+    later: a healed partition then converges within seconds."""
     base_s: float = 5.0
     max_s: float = 120.0
     behind: dict[str, set[int]] = field(default_factory=dict)
     due: dict[str, float] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
+    # Every miss gets the next number. A sync clears only the misses numbered at or below
+    # the mark it took before reading its Merkle roots: a write missed while it ran is
+    # not in what it compared.
+    gen: int = 0
+    gen_of: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def mark(self) -> int:
+        return self.gen
 
     def missed(self, peer: str, parts: set[int], now: float) -> None:
         if not parts:
@@ -83,13 +92,21 @@ class CatchUp:
         if not self.behind.get(peer):
             self.due[peer] = now + self.base_s
             self.delay[peer] = self.base_s
+        self.gen += 1
+        for p in parts:
+            self.gen_of[(peer, p)] = self.gen
         self.behind.setdefault(peer, set()).update(parts)
 
-    def synced(self, peer: str, parts: set[int]) -> None:
+    def synced(self, peer: str, parts: set[int], mark: int | None = None) -> None:
+        """`parts` are synced with `peer` as of `mark` (None: whatever was missed)."""
         left = self.behind.get(peer)
         if left is None:
             return
-        left -= parts
+        done = {p for p in parts & left
+                if mark is None or self.gen_of.get((peer, p), 0) <= mark}
+        left -= done
+        for p in done:
+            self.gen_of.pop((peer, p), None)
         if not left:
             del self.behind[peer], self.due[peer], self.delay[peer]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic
 
 from ..db.base import Db, Transaction
@@ -65,6 +65,10 @@ class Table(Generic[E]):
         # Errors the write check may raise, by code: they travel back to the writer.
         self.refusals: dict[str, type[Exception]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Told of each copy of a write that failed on a node (node, partitions): the sync
+        # worker sends that node those partitions soon, not at the next full pass. A node
+        # restarted between two polls of its state would otherwise wait ten minutes.
+        self.on_missed_write: Callable[[str, set[int]], None] | None = None
         if rpc is not None:
             rpc.register(self.path, self._handle)
 
@@ -144,7 +148,9 @@ class Table(Generic[E]):
             # Copies still in flight complete in the background (they are wanted); every
             # outcome not looked at yet is, so none is reported as never retrieved.
             for node, t in calls.items():
-                t.add_done_callback(self._late(node))
+                parts = {partition_hash(batch[i].partition_key())[0]
+                         for i in plan.per_node[node]}
+                t.add_done_callback(self._late(node, parts))
 
     async def _write_remote(self, node: str, raws: list[bytes], checked: bool,
                             prio: int) -> None:
@@ -161,11 +167,16 @@ class Table(Generic[E]):
                 raise RpcError(f"write refused ({code[:64]}): {text[:200]}")
             raise cls(text)
 
-    def _late(self, node: str) -> Any:
+    def _late(self, node: str, parts: set[int]) -> Any:
         def cb(t: asyncio.Future[Any]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                log.debug("%s: write on node %s failed after the quorum: %s", self.name,
-                          node[:16], t.exception())
+            if t.cancelled():
+                return
+            e = t.exception()
+            if e is None or isinstance(e, tuple(self.refusals.values())):
+                return  # applied, or refused by the owner's check: nothing to catch up
+            log.debug("%s: write on node %s failed: %s", self.name, node[:16], e)
+            if self.on_missed_write is not None and node != self.system.node_id:
+                self.on_missed_write(node, parts)
         return cb
 
     # -- reads
@@ -274,7 +285,8 @@ class Table(Generic[E]):
                     prio=PRIO_BACKGROUND))
                 self._background.add(t)
                 t.add_done_callback(self._background.discard)
-                t.add_done_callback(self._late(node))
+                # The entry stays at quorum on the others: no catch-up hint needed.
+                t.add_done_callback(self._late(node, set()))
 
     # -- the endpoint other nodes call
     async def _handle(self, req: IncomingRequest) -> Any:

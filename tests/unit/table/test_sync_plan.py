@@ -226,3 +226,18 @@ def test_catch_up_more_misses_keep_the_earlier_due_time() -> None:
     c.failed_again("z", now=0)
     c.came_up("z", now=0)
     assert "z" not in c.due
+
+
+def test_catch_up_a_sync_begun_before_a_miss_does_not_clear_it() -> None:
+    from pygarage.table.sync_plan import CatchUp
+    c = CatchUp(base_s=5)
+    c.missed("a", {1, 2}, now=0)
+    mark = c.mark()          # a sync reads its roots: both misses are in them
+    c.missed("a", {2, 3}, now=1)  # then 2 and 3 miss a write it did not compare
+    c.synced("a", {1, 2, 3}, mark)
+    assert c.behind["a"] == {2, 3}
+    c.synced("a", {2, 3}, c.mark())
+    assert c.behind == {} and c.gen_of == {}
+    c.missed("b", {4}, now=2)
+    c.synced("b", {4})  # no mark: whatever was missed (e.g. no longer ours to sync)
+    assert c.behind == {} and c.gen_of == {}
