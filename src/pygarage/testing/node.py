@@ -3,6 +3,7 @@ ports, a generated config. Never imported by production code."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import random
@@ -17,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 _rng = random.Random()  # its own: a test seeding `random` must not make two runs collide
+# Ports handed out recently, per host: a node's four ports are picked before any is bound,
+# so a pick must not repeat one still waiting for its listener.
+_ISSUED_KEEP = 4096
+_issued: dict[str, collections.deque[int]] = {}
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -32,14 +37,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     range: the source port of some outgoing connection made meanwhile (nodes dial each
     other from their own IPs) can then never take it first."""
     lo = _ephemeral_range()[0]
+    issued = _issued.setdefault(host, collections.deque(maxlen=_ISSUED_KEEP))
     for _ in range(200):
         port = _rng.randrange(10_000, lo) if lo > 11_000 else 0
+        if port in issued:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return int(s.getsockname()[1])
+            got = int(s.getsockname()[1])
+        if got not in issued:
+            issued.append(got)
+            return got
     raise RuntimeError(f"no free port on {host}")
 
 
