@@ -148,9 +148,7 @@ class Table(Generic[E]):
             # Copies still in flight complete in the background (they are wanted); every
             # outcome not looked at yet is, so none is reported as never retrieved.
             for node, t in calls.items():
-                parts = {partition_hash(batch[i].partition_key())[0]
-                         for i in plan.per_node[node]}
-                t.add_done_callback(self._late(node, parts))
+                t.add_done_callback(self._late(node, [batch[i] for i in plan.per_node[node]]))
 
     async def _write_remote(self, node: str, raws: list[bytes], checked: bool,
                             prio: int) -> None:
@@ -167,7 +165,7 @@ class Table(Generic[E]):
                 raise RpcError(f"write refused ({code[:64]}): {text[:200]}")
             raise cls(text)
 
-    def _late(self, node: str, parts: set[int]) -> Any:
+    def _late(self, node: str, entries: list[E]) -> Any:
         def cb(t: asyncio.Future[Any]) -> None:
             if t.cancelled():
                 return
@@ -175,8 +173,9 @@ class Table(Generic[E]):
             if e is None or isinstance(e, tuple(self.refusals.values())):
                 return  # applied, or refused by the owner's check: nothing to catch up
             log.debug("%s: write on node %s failed: %s", self.name, node[:16], e)
-            if self.on_missed_write is not None and node != self.system.node_id:
-                self.on_missed_write(node, parts)
+            if self.on_missed_write is not None and node != self.system.node_id and entries:
+                self.on_missed_write(node, {partition_hash(x.partition_key())[0]
+                                            for x in entries})
         return cb
 
     # -- reads
@@ -286,7 +285,7 @@ class Table(Generic[E]):
                 self._background.add(t)
                 t.add_done_callback(self._background.discard)
                 # The entry stays at quorum on the others: no catch-up hint needed.
-                t.add_done_callback(self._late(node, set()))
+                t.add_done_callback(self._late(node, []))
 
     # -- the endpoint other nodes call
     async def _handle(self, req: IncomingRequest) -> Any:
