@@ -213,3 +213,22 @@ async def test_a_copy_of_a_write_that_failed_is_caught_up_without_a_full_pass(
                     within_s=s1.catch_up.base_s + 20, what="catch-up of node 3")
         assert s1.passes == passes and s1.current is None, "caught up without a full pass"
         await until(lambda: not s1.catch_up.behind, within_s=10, what="nothing left behind")
+
+
+async def test_a_node_restarted_unseen_is_synced_when_its_link_comes_back(
+        tmp_path: Path) -> None:
+    """Node 3 restarts faster than node 1 polls its peers' state (once a second), having
+    missed writes that left no failed copy on node 1 (e.g. made through a gateway). The
+    new link alone makes node 1 run a pass, which brings node 3 the entries."""
+    async with InprocCluster(tmp_path, n=3, rf=3) as c:
+        g1, g2, g3 = c.garages
+        s1 = next(s for s in g1.table_syncers if s.table.name == "version")
+        await until(lambda: s1._up == {g2.system.node_id, c.nodes[2].id}
+                    and s1.current is None and not s1._want_next, what="passes at start over")
+        s1._poll_peers = lambda: None  # type: ignore[method-assign]  # never sees it down
+        base = len(contents(g3, "version"))
+        await c.nodes[2].stop()
+        await write_local(g1, g1.version_table, versions(30, 9))
+        g3 = (await c.restart(2)).garage
+        await until(lambda: len(contents(g3, "version")) == base + 30, within_s=30,
+                    what="entries on the restarted node")

@@ -140,6 +140,7 @@ class TableSyncer:
         hub.add_table(table.name)
         system.on_layout_saved.append(self._layout_saved)
         table.on_missed_write = self._missed_write
+        rpc.on_peer_up.append(self._link_up)
         self.current: FullSync | None = None
         self._want_full = False  # start a new pass now (layout change, repair)
         self._want_next = False  # start one once the current pass ends (a node came up)
@@ -176,6 +177,15 @@ class TableSyncer:
         """A copy of a write did not reach `node`: sync it those partitions after the
         catch-up backoff (or at once when it is seen coming back up)."""
         self.catch_up.missed(node, parts, asyncio.get_running_loop().time())
+        self._wake.set()
+
+    def _link_up(self, node: str) -> None:
+        """A new link to `node`: it may have restarted faster than _poll_peers (once a
+        second) could see it down, missing writes meanwhile. Treated as coming up."""
+        if node == self.system.node_id or node not in self.system.layout.all_nodes():
+            return
+        self._want_next = True
+        self.catch_up.came_up(node, asyncio.get_running_loop().time())
         self._wake.set()
 
     def _poll_peers(self) -> None:
