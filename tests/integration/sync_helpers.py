@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 from typing import Any
 
 from pygarage.model.garage import Garage
 from pygarage.model.s3.version_table import Version, VersionBlock
 from pygarage.table.table import Table
 from pygarage.testing.inproc import InprocCluster
-
-
-async def until(cond: Callable[[], bool], within_s: float = 60.0, what: str = "") -> None:
-    """Polls: the state watched lives in several nodes with no event to wait on."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        assert loop.time() < deadline, f"{what or 'condition'} not met in time"
-        await asyncio.sleep(0.1)
+from pygarage.testing.waits import until  # noqa: F401  (the tests import it from here)
 
 
 async def write_local(g: Garage, table: Table[Any], entries: list[Any]) -> None:

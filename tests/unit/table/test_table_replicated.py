@@ -7,7 +7,6 @@ insert queue worker shipping to owners, keeping what failed, backing off."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pygarage.table.queue import InsertQueueWorker
 from pygarage.table.quorum import merge_get, merge_range, plan_writes
 from pygarage.table.table import Table
 from pygarage.testing.loopback_rpc import FakeSystem, LoopbackNet
+from pygarage.testing.waits import until
 from pygarage.util.background import WorkerState
 from pygarage.util.errors import QuorumError
 from pygarage.util.ids import partition_hash
@@ -207,9 +207,8 @@ def local(t: Table[Reg], sk: bytes = b"s") -> int | None:
 async def test_one_call_per_node_and_quorum(dbs: dict[str, Db]) -> None:
     net, t = tables(dbs, FixedReplication([[A, B, C]], [A, B, C], 2, 2))
     await t[A].insert_many([Reg(b"p", b"s", 1), Reg(b"q", b"s", 1), Reg(b"r", b"s", 1)])
-    await asyncio.sleep(0.05)
+    await until(lambda: all(local(t[n]) == 1 for n in (A, B, C)), within_s=5)
     assert sorted(c for _, c, _ in net.calls) == [B, C]  # A's share written directly
-    assert all(local(t[n]) == 1 for n in (A, B, C))
     net.down.add(C)
     await t[A].insert(Reg(b"p", b"s", 2))
     assert local(t[C]) == 1
@@ -222,8 +221,8 @@ async def test_write_sets_of_two_layout_versions(dbs: dict[str, Db]) -> None:
     net, t = tables(dbs, FixedReplication([[A, B, C], [B, C, D]], [A, B, C], 2, 2),
                     (A, B, C, D))
     await t[A].insert(Reg(b"p", b"s", 1))
-    await asyncio.sleep(0.05)
-    assert all(local(t[n]) == 1 for n in (A, B, C, D))  # old and new owners
+    await until(lambda: all(local(t[n]) == 1 for n in (A, B, C, D)),  # old and new owners
+                within_s=5)
     net.down |= {B, D}  # the new set keeps only C
     with pytest.raises(QuorumError):
         await t[A].insert(Reg(b"p", b"s", 2))
@@ -237,9 +236,8 @@ async def test_get_merges_and_repairs(dbs: dict[str, Db]) -> None:
     e = await t[A].get(b"p", b"s")
     assert e is not None and e.value == 7
     net.down.clear()
-    await asyncio.sleep(0.1)
-    assert local(t[A]) == 7  # the stale replica that answered was repaired
-    assert local(t[C]) == 7  # and so was the one not asked
+    # The stale replica that answered is repaired, and so is the one not asked.
+    await until(lambda: local(t[A]) == 7 and local(t[C]) == 7, within_s=5)
     assert await t[A].get(b"p", b"nothing") is None
 
 
@@ -256,8 +254,8 @@ async def test_get_range_merges_pages(dbs: dict[str, Db]) -> None:
     assert [e.sk for e in got] == [b"d", b"c"]
     got = await t[A].get_range(b"p", b"b", filter="even", limit=10)
     assert [e.sk for e in got] == [b"b", b"c", b"d"]
-    await asyncio.sleep(0.1)
-    assert local(t[A], b"d") == 8 and local(t[B], b"a") == 2 and local(t[A], b"b") == 6
+    await until(lambda: local(t[A], b"d") == 8 and local(t[B], b"a") == 2
+                and local(t[A], b"b") == 6, within_s=5)
 
 
 async def test_refusal_on_an_owner_is_the_writers_error(dbs: dict[str, Db]) -> None:
@@ -275,11 +273,7 @@ async def test_refusal_on_an_owner_is_the_writers_error(dbs: dict[str, Db]) -> N
     # Queues and repairs ship unchecked.
     await t[A].insert_many([Reg(b"p", b"s", -2)], checked=False)
     # Acknowledged at quorum 2: B's copy may still be in flight (A and C may answer first).
-    for _ in range(200):
-        if local(t[B]) == -2:
-            break
-        await asyncio.sleep(0.01)
-    assert local(t[B]) == -2
+    await until(lambda: local(t[B]) == -2, within_s=5)
     # An unknown refusal code from a peer is a failed node, not a crash.
     del t[A].refusals["Refused"]
     net.down.add(C)
@@ -342,6 +336,8 @@ async def test_insert_queue_ships_keeps_failures_and_backs_off(dbs: dict[str, Db
     assert await worker.work() is WorkerState.BUSY
     assert t[A].data.queued(10) == [] and worker.backoff_s() == 0
     assert "lastError" not in worker.status()
+    # Shipped at quorum (A and C): D's copy may still be in flight.
+    await until(lambda: t[D].data.read_entry(odd, b"") is not None, within_s=5)
     e = t[D].data.read_entry(odd, b"")
     assert e is not None and e.value == 2
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from pygarage.testing.waits import until
 from pygarage.util.background import (
     BackgroundRunner,
     BgVars,
@@ -81,12 +82,14 @@ def test_runner_reports_throttled_then_done() -> None:
 
     async def main() -> None:
         r = BackgroundRunner()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
         tid = r.spawn(W())
         await asyncio.sleep(0.05)
         info = r.workers[tid]
         assert info.state is WorkerState.THROTTLED and info.throttle_secs == 0.2
-        await asyncio.sleep(0.3)
-        assert info.state is WorkerState.DONE
+        await until(lambda: info.state is WorkerState.DONE, within_s=5)
+        assert loop.time() - t0 >= 0.2  # it did wait its throttle
         await r.shutdown()
 
     asyncio.run(main())
