@@ -27,6 +27,7 @@ from pygarage.net.peer import (
 )
 from pygarage.net.peering import Peering
 from pygarage.net.secretstream import Opener, Sealer
+from pygarage.testing.waits import until
 
 SECRET = secrets.token_bytes(32)
 
@@ -239,13 +240,6 @@ async def test_peering_reconnects_and_detects_a_dead_peer() -> None:
                       retry_min=0.05, retry_max=0.2)
     peering.add_peer(a.id, "127.0.0.1", port)
     peering.start()
-
-    async def until(cond: Any, limit: float = 5.0) -> None:
-        for _ in range(int(limit / 0.02)):
-            if cond():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("condition not reached")
 
     try:
         await until(lambda: peering.is_up(a.id))

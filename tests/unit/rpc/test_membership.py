@@ -5,7 +5,6 @@ are refused without harm)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from pygarage.rpc.membership import P_LAYOUT_PUSH, P_PEERS, P_STATUS, Membership
 from pygarage.rpc.peer_list import load_peer_list, save_peer_list
 from pygarage.rpc.system import System
 from pygarage.testing.node import free_port
+from pygarage.testing.waits import until
 from pygarage.util.config import Config, ConfigError, config_from_dict
 from pygarage.util.peer_addr import PeerAddrError, own_public_addr, parse_peer
 
@@ -93,15 +93,6 @@ class Node:
 
     def up(self) -> set[str]:
         return {n["id"] for n in self.system.known_nodes() if n["isUp"]}
-
-
-async def until(cond: Callable[[], object], limit_s: float = 5.0) -> None:
-    """Polls: the state watched lives in several objects with no event to wait on."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def test_two_nodes_gossip_peers_and_layout(tmp_path: Path) -> None:
