@@ -25,6 +25,12 @@ T = TypeVar("T")
 KV = tuple[bytes, bytes]
 
 
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The `end` of a range holding every key that starts with `prefix` (None: no end)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
+
+
 class TxAbort(Exception):
     """Raise inside a transaction function to roll it back; re-raised to the caller."""
 

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ..db.base import Db, Transaction
+from ..db.base import Db, Transaction, prefix_end
 from ..db.writer import after_commit
 from ..rpc.system import System
 from ..table.schema import E
@@ -94,11 +94,6 @@ def _encode_row(row: Row) -> bytes:
     return b"".join(_ROW_ITEM.pack(FIELDS.index(n), ts, v) for n, (ts, v) in sorted(row.items()))
 
 
-def _prefix_end(prefix: bytes) -> bytes | None:
-    stripped = prefix.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
-
-
 class BucketCounters:
     def __init__(self, system: System, db: Db, table: Table[CounterEntry]):
         self.system = system
@@ -148,7 +143,7 @@ class BucketCounters:
 
     # -- reads
     def _local_rows(self, bucket_id: bytes) -> list[tuple[Slot, tuple[int, int]]]:
-        rows = self.db.range(LOCAL_TREE, bucket_id, _prefix_end(bucket_id))
+        rows = self.db.range(LOCAL_TREE, bucket_id, prefix_end(bucket_id))
         return [((name, k[len(bucket_id)]), tv) for k, raw in rows
                 for name, tv in _decode_row(raw).items()]
 

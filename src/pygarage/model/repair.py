@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..block.rebalance import RebalanceWorker
 from ..block.resync import repair_blocks
 from ..block.scrub import ScrubCommandError
+from ..db.base import prefix_end
 from ..table.sync import repair_tables
 from ..table.table import Table
 from ..util.background import WorkerState
@@ -164,7 +165,7 @@ class BlockRcRepairWorker:
                 if not blocks or blocks[-1] != b:
                     blocks.append(b)
             # Skip past the last block's references (they may go on in the next rows).
-            self.pos = _after_prefix(partition_hash(blocks[-1]))
+            self.pos = prefix_end(partition_hash(blocks[-1]))
             await self._recount(blocks)
             if self.pos is None:
                 self.phase = 2
@@ -189,7 +190,7 @@ class BlockRcRepairWorker:
             fixed = seen = 0
             for b in blocks:
                 ph = partition_hash(b)
-                refs = tx.range(store, ph, _after_prefix(ph))
+                refs = tx.range(store, ph, prefix_end(ph))
                 if unreferenced_only and refs:
                     continue
                 seen += 1
@@ -213,14 +214,6 @@ class BlockRcRepairWorker:
                                 else "blocks only in the refcount tree")]}
 
 
-def _after_prefix(p: bytes) -> bytes | None:
-    b = bytearray(p)
-    while b and b[-1] == 0xFF:
-        b.pop()
-    if not b:
-        return None
-    b[-1] += 1
-    return bytes(b)
 
 
 # -- what the lead wires once the cluster-wide machinery lands

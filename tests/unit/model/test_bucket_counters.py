@@ -332,4 +332,4 @@ def test_rows_of_a_bucket_id_at_the_end_of_the_key_space(single: Garage) -> None
     o.bucket_id = last
     g.object_table.data.update_entry(o)
     assert g.counters.get(last)["bytes"] == 9
-    assert counters_mod._prefix_end(b"a\xff") == b"b"
+    assert counters_mod.prefix_end(b"a\xff") == b"b"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from ...db.base import prefix_end
 from ...util.background import BgVars, VarError, WorkerState
 from ...util.clock import SYSTEM_CLOCK, Clock, next_timestamp
 from ...util.ids import gen_uuid, partition_hash
@@ -97,7 +98,7 @@ class LifecycleWorker:
             p.seen += 1
             if not await self._process(p, obj):
                 # No rules for this bucket: jump past all its objects.
-                p.pos = _after_prefix(partition_hash(obj.bucket_id))
+                p.pos = prefix_end(partition_hash(obj.bucket_id))
                 if p.pos is None:
                     await self._finish(p)
                     return WorkerState.IDLE
@@ -175,12 +176,3 @@ class LifecycleWorker:
         return {"progress": None, "freeform": free}
 
 
-def _after_prefix(p: bytes) -> bytes | None:
-    """The first key after every key starting with p (None: there is none)."""
-    b = bytearray(p)
-    while b and b[-1] == 0xFF:
-        b.pop()
-    if not b:
-        return None
-    b[-1] += 1
-    return bytes(b)
