@@ -18,14 +18,13 @@ import hashlib
 import os
 import platform
 import shutil
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from listing import Client, _count  # bench/listing.py: signed GETs, XML counting
+from listing import Client, measure, node_with_bucket  # bench/listing.py
 from results import save  # bench/ is on sys.path when run as a script
 
 from pygarage.model.garage import Garage
@@ -90,15 +89,8 @@ def object_entries(node: GarageNode) -> int:
 
 
 def page_times(client: Client, repeat: int, live: int) -> dict[str, Any]:
-    times = []
-    for _ in range(repeat):
-        took, root = client.list({"list-type": "2"})
-        got = _count(root, "Contents")
-        if got != min(live, 1000):
-            raise RuntimeError(f"listing gave {got} keys, expected {min(live, 1000)}")
-        times.append(took * 1000)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
-            "max_ms": round(max(times), 2), "runs": repeat}
+    """The first page of the bucket (no delimiter: no common prefixes)."""
+    return measure(client, "first page", {"list-type": "2"}, repeat, (min(live, 1000), 0))
 
 
 def gc_queue(node: GarageNode) -> int:
@@ -108,15 +100,7 @@ def gc_queue(node: GarageNode) -> int:
 
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    node = GarageNode(work / "node")
-    node.start()
-    try:
-        key_id, secret = node.create_key("bench")
-        node.create_bucket(BUCKET, key_id)
-        bucket_id = bytes.fromhex(node.admin("GetBucketInfo",
-                                             query={"globalAlias": BUCKET})["id"])
-    finally:
-        node.stop()
+    node, key_id, secret, bucket_id = node_with_bucket(work)
     print(f"writing {args.deleted:,} delete markers and {args.live:,} live keys ...",
           flush=True)
     populate_s = populate(node, bucket_id, args.deleted, args.live)

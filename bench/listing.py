@@ -123,9 +123,9 @@ def measure(client: Client, name: str, query: dict[str, str], repeat: int,
             "max_ms": round(max(times), 2), "runs": repeat}
 
 
-def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    keys, prefixes = args.keys, args.prefixes
-    per = -(-keys // prefixes)
+def node_with_bucket(work: Path) -> tuple[GarageNode, str, str, bytes]:
+    """A node, stopped, with a key and the bucket BUCKET: (node, key id, secret, bucket
+    id). Stopped so that the caller can fill its object table directly."""
     node = GarageNode(work / "node")
     node.start()
     try:
@@ -135,6 +135,13 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                                              query={"globalAlias": BUCKET})["id"])
     finally:
         node.stop()
+    return node, key_id, secret, bucket_id
+
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    keys, prefixes = args.keys, args.prefixes
+    per = -(-keys // prefixes)
+    node, key_id, secret, bucket_id = node_with_bucket(work)
     print(f"writing {keys:,} keys in {prefixes:,} prefixes into the object table ...",
           flush=True)
     populate_s = populate(node, bucket_id, keys, prefixes)
