@@ -241,6 +241,11 @@ async def large_get(session: aiohttp.ClientSession, signer: Signer, key: str,
     """Stream the object, comparing every byte with the source (memcmp, far cheaper than
     MD5); -> (bytes received, all equal)."""
     url, headers = signer.sign("GET", f"/{BUCKET}/{key}")
+    # The mapped source: its find() restricted to [pos, pos + n) is a memcmp of the chunk
+    # in place, without copying each slice out first (0.2 instead of 0.3 ms of client CPU
+    # per MiB here, CPU the servers measured would otherwise share).
+    src = mv.obj
+    assert isinstance(src, mmap.mmap)
     pos = 0
     same = True
     async with session.get(url, headers=headers) as r:
@@ -248,7 +253,7 @@ async def large_get(session: aiohttp.ClientSession, signer: Signer, key: str,
             raise RuntimeError(f"large GET: HTTP {r.status}: {(await r.text())[:500]}")
         async for chunk in r.content.iter_any():
             n = len(chunk)
-            if same and mv[pos:pos + n].tobytes() != chunk:
+            if same and src.find(chunk, pos, pos + n) != pos:
                 same = False
             pos += n
     return pos, same and pos == size
