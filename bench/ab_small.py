@@ -10,6 +10,7 @@ alone). GET bursts read objects PUT beforehand, untimed.
 
     python bench/ab_small.py --a /path/to/old/src --b src --bursts 12 --per-burst 200
     python bench/ab_small.py --a /path/to/old/src --b src --op get
+    python bench/ab_small.py --a src --a-env PYGARAGE_EVENT_LOOP=asyncio --b src   # two loops
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ async def burst(signer: Signer, session: aiohttp.ClientSession, keys: list[str],
 async def run(args: argparse.Namespace, work: Path) -> None:
     nodes: dict[str, GarageNode] = {}
     try:
-        for name, src in (("a", args.a), ("b", args.b)):
+        for name, src, extra in (("a", args.a, args.a_env), ("b", args.b, args.b_env)):
             node = GarageNode(work / name)
-            node.start(env={"PYTHONPATH": src})
+            node.start(env={"PYTHONPATH": src, **dict(kv.split("=", 1) for kv in extra)})
             nodes[name] = node
         signers = {}
         for name, node in nodes.items():
@@ -99,10 +100,12 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             for s in sessions.values():
                 await s.close()
         op = args.op.upper()
-        for n, src in (("a", args.a), ("b", args.b)):
+        for n, src, extra in (("a", args.a, args.a_env), ("b", args.b, args.b_env)):
             xs = sorted(per_req[n])
-            print(f"{n} ({src}): server CPU per 4 KiB {op} median {statistics.median(xs) * 1e3:.2f}"
-                  f" ms (quartiles {xs[len(xs) // 4] * 1e3:.2f}-{xs[3 * len(xs) // 4] * 1e3:.2f}),"
+            label = " ".join([src, *extra])
+            print(f"{n} ({label}): server CPU per 4 KiB {op} median "
+                  f"{statistics.median(xs) * 1e3:.2f} ms (quartiles "
+                  f"{xs[len(xs) // 4] * 1e3:.2f}-{xs[3 * len(xs) // 4] * 1e3:.2f}),"
                   f" {statistics.median(rate[n]):.0f} {op}/s")
         ratio = statistics.median(per_req["b"]) / statistics.median(per_req["a"])
         print(f"b / a: CPU per {op} {ratio:.2f}, {op}/s "
@@ -117,6 +120,10 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", required=True, help="source dir (PYTHONPATH) of server a")
     p.add_argument("--b", required=True, help="source dir (PYTHONPATH) of server b")
+    p.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment of server a (repeatable), e.g. PYGARAGE_EVENT_LOOP=asyncio")
+    p.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="environment of server b (repeatable)")
     p.add_argument("--bursts", type=int, default=12)
     p.add_argument("--per-burst", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=16)

@@ -17,7 +17,7 @@ from .api.admin.api_server import AdminApiServer
 from .api.admin.cluster import ensure_single_node_layout
 from .api.admin.errors import AdminError
 from .api.admin.router import admin_call
-from .api.common.connections import ConnectionGuard, quiet_accept_errors
+from .api.common.connections import ConnectionGuard
 from .api.common.http import serve
 from .api.s3.api_server import S3ApiServer
 from .model.garage import Garage
@@ -25,6 +25,7 @@ from .model.helpers.bucket import BucketHelper
 from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .rpc.membership import Membership
+from .util import event_loop
 from .util.config import Config, load_config, split_host_port
 from .util.errors import GarageError, StartupError
 from .util.fdlimit import connection_cap, raise_nofile_limit
@@ -73,7 +74,7 @@ def run_server(config_path: str, *, single_node: bool = False,
     setup_logging()
     config = load_config(config_path)
     try:
-        asyncio.run(_main(config, single_node, default_bucket))
+        event_loop.run(_main(config, single_node, default_bucket))
     except KeyboardInterrupt:
         pass
 
@@ -91,7 +92,6 @@ async def _setup_default_bucket(g: Garage, name: str) -> dict[str, Any]:
 
 
 async def _main(config: Config, single_node: bool, default_bucket: str | None) -> None:
-    quiet_accept_errors(asyncio.get_running_loop())  # for every listener, RPC included
     fd_limit = raise_nofile_limit()
     g = Garage(config)
     log.info("node id %s, db engine %s, metadata in %s, data in %s", g.system.node_id[:16],

@@ -9,6 +9,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from ..util.listener import Listener
 from .alloc import keep_freed_memory
 from .conn import PRIO_NORMAL
 from .peer import (
@@ -33,7 +34,7 @@ class NetApp:
         self.handlers: dict[str, Handler] = {}
         self.links: dict[bytes, PeerConnection] = {}
         self.on_link: list[Callable[[PeerConnection], None]] = []
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._all: set[PeerConnection] = set()
         keep_freed_memory()  # bulk transfers churn ~1 MiB buffers: see alloc.py
 
@@ -41,15 +42,14 @@ class NetApp:
         self.handlers[path] = handler
 
     async def listen(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._incoming, host, port,
-                                                reuse_address=True)
+        listener = Listener(self._incoming, "RPC")
+        await listener.start_tcp(host, port)
+        self._listener = listener
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        assert self._listener is not None
+        return self._listener.port
 
     async def connect(self, host: str, port: int, expected: bytes | None = None,
                       timeout_s: float = HANDSHAKE_TIMEOUT) -> PeerConnection:
@@ -80,12 +80,10 @@ class NetApp:
                                timeout_s=self.rpc_timeout if timeout_s is None else timeout_s)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            await self._listener.close()
         for link in list(self._all):
             link.close()
-        if self._server is not None:
-            await self._server.wait_closed()
 
     def _incoming(self) -> PeerConnection:
         link = self._link(initiator=False)

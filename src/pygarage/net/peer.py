@@ -12,7 +12,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from nacl.signing import SigningKey
 
@@ -158,7 +158,8 @@ class PeerConnection(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (uvloop's do not subclass asyncio's: no isinstance check).
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         transport.set_write_buffer_limits(high=_TRANSPORT_HIGH)
         addr = transport.get_extra_info("peername")

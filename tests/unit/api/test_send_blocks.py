@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import uvloop
 from aiohttp import web
 
 from pygarage.api.s3 import send_blocks
@@ -156,3 +157,67 @@ async def test_client_gone_mid_body_closes_files(tmp_path: Path) -> None:
         return b""
     await _serve(items, 16 << 20, leave_mid_body)
     assert opened and all(f.file.closed for f in opened)
+
+
+# ------------------------------------------------------------------ on uvloop (the node's loop)
+# uvloop has no loop.sendfile: send_blocks calls sendfile itself and waits for room in the
+# socket through a duplicate descriptor. The same cases, on uvloop.
+
+def _on_uvloop(coro: Awaitable[None]) -> None:
+    async def main() -> None:
+        await coro
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        r.run(main())
+
+
+def test_uvloop_files_and_bytes_in_order(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _on_uvloop(test_files_and_bytes_in_order(tmp_path, monkeypatch, native=True))
+
+
+def test_uvloop_slow_reader_gets_every_byte(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    contents = [os.urandom(4 << 20) for _ in range(3)]
+    paths = _files(tmp_path, contents)
+    opened: list[BlockFile] = []
+
+    async def items() -> AsyncGenerator[tuple[send_blocks.Part, int, int], None]:
+        for p, c in zip(paths, contents, strict=True):
+            f = BlockFile(io.FileIO(p, "rb"), 0, len(c))
+            opened.append(f)
+            yield f, 0, len(c)
+
+    async def slow(url: str) -> bytes:
+        conn = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=conn) as s, \
+                s.get(url, read_bufsize=16384) as r:
+            out = bytearray()
+            async for chunk in r.content.iter_chunked(65536):
+                out += chunk
+                if len(out) < (2 << 20):
+                    await asyncio.sleep(0.002)
+            return bytes(out)
+
+    real_writable, waits = send_blocks._writable, []
+
+    async def counted(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        waits.append(fd)
+        await real_writable(loop, fd)
+    monkeypatch.setattr(send_blocks, "_writable", counted)
+    fds_before = len(os.listdir("/proc/self/fd"))
+
+    async def main() -> None:
+        before = _sendfile_count()
+        got = await _serve(items, sum(map(len, contents)), slow)
+        assert got == b"".join(contents)
+        assert _sendfile_count() - before == 12 << 20  # every byte by the kernel
+    _on_uvloop(main())
+    assert waits  # the socket filled up: it waited for room, then went on
+    assert all(f.file.closed for f in opened)
+    assert len(os.listdir("/proc/self/fd")) <= fds_before  # the duplicates are closed
+
+
+def test_uvloop_client_gone_mid_body_closes_files(tmp_path: Path) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    _on_uvloop(test_client_gone_mid_body_closes_files(tmp_path))
+    assert len(os.listdir("/proc/self/fd")) <= fds_before

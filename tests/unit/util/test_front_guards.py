@@ -4,15 +4,14 @@ clock), the connection cap derived from the open-file limit."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 
 import pytest
 
-from pygarage.api.common.connections import ThrottledLog, quiet_accept_errors
 from pygarage.util.fdlimit import RESERVED_FDS, connection_cap
 from pygarage.util.logsafe import logsafe
 from pygarage.util.ratelimit import LogRateLimiter
+from pygarage.util.throttled_log import ThrottledLog
 
 
 class FakeClock:
@@ -98,26 +97,6 @@ def test_throttled_log_one_line_per_interval(caplog: pytest.LogCaptureFixture) -
     assert lines == ["thing happened: 1 time(s) (at most one line per 10 s)",
                      "thing happened: 1000 time(s) (at most one line per 10 s)"]
     assert all(r.exc_info is None for r in caplog.records)
-
-
-def test_accept_errors_are_rate_limited_without_traceback(
-        caplog: pytest.LogCaptureFixture) -> None:
-    async def flood() -> None:
-        loop = asyncio.get_running_loop()
-        quiet_accept_errors(loop)
-        for _ in range(50_000):
-            loop.call_exception_handler({
-                "message": "socket.accept() out of system resource",
-                "exception": OSError(errno.EMFILE, "Too many open files")})
-        # Anything else still reaches asyncio's own handler.
-        loop.call_exception_handler({"message": "something else"})
-
-    with caplog.at_level(logging.INFO):
-        asyncio.run(flood())
-    accept = [r for r in caplog.records if "accept" in r.getMessage()]
-    assert len(accept) == 1 and "EMFILE" in accept[0].getMessage()
-    assert accept[0].exc_info is None
-    assert any(r.getMessage() == "something else" for r in caplog.records)
 
 
 # ------------------------------------------------------------------ connection cap

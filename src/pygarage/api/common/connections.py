@@ -8,13 +8,13 @@ without credentials can take the server's connections or file descriptors:
   has waited longest for its request headers (an idle or trickling client), so a client
   that sends its request promptly is served during a flood; only when every connection is
   busy with a request is the new one refused;
-- one log line per interval, with counts, for all of this and for accept() failures.
+- one log line per interval, with counts, for all of this (accept() failures: see
+  util/listener.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -22,47 +22,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ...util.clock import SYSTEM_CLOCK, Clock
-from ...util.ratelimit import LogRateLimiter
+from ...util.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
-
-LOG_INTERVAL_MSEC = 10_000
-
-
-class ThrottledLog:
-    """Counts one kind of event; logs "<what>: N time(s)" at most once per interval, and
-    a trailing line for what was held back once the interval is over."""
-
-    def __init__(self, what: str, level: int = logging.WARNING,
-                 interval_msec: int = LOG_INTERVAL_MSEC, clock: Clock = SYSTEM_CLOCK):
-        self.what = what
-        self.level = level
-        self.limiter = LogRateLimiter(interval_msec, clock)
-        self._flush: asyncio.TimerHandle | None = None
-
-    def hit(self, detail: str = "") -> None:
-        n = self.limiter.hit()
-        if n is not None:
-            self._emit(n, detail)
-        elif self._flush is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return
-            self._flush = loop.call_later(self.limiter.msec_until_due() / 1000 + 0.01,
-                                          self._trailing, detail)
-
-    def _trailing(self, detail: str) -> None:
-        self._flush = None
-        n = self.limiter.due()
-        if n is not None:
-            self._emit(n, detail)
-
-    def _emit(self, n: int, detail: str) -> None:
-        secs = self.limiter.interval // 1000
-        log.log(self.level, "%s: %d time(s)%s (at most one line per %d s)", self.what, n,
-                f" ({detail})" if detail else "", secs)
 
 
 class ConnectionGuard:
@@ -185,31 +147,3 @@ class GuardedServer(web.Server):
 
     def __call__(self) -> RequestHandler:
         return GuardedHandler(self, self.guard, loop=self._loop, **self._kwargs)
-
-
-_ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
-
-def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
-    """asyncio logs every failed accept() (out of file descriptors...) with a traceback,
-    thousands of times a second under a flood. One line per interval instead, with a
-    count; any other loop error goes to the handler that was there before."""
-    if getattr(loop, "_pygarage_accept_quiet", False):
-        return
-    previous = loop.get_exception_handler()
-    throttled = ThrottledLog("socket.accept() failed, out of system resources: connections "
-                             "are not being accepted meanwhile")
-
-    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRNOS and \
-                "accept" in str(context.get("message", "")):
-            throttled.hit(errno.errorcode.get(exc.errno or 0, "?"))
-            return
-        if previous is not None:
-            previous(lp, context)
-        else:
-            lp.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-    loop._pygarage_accept_quiet = True  # type: ignore[attr-defined]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ...util.config import split_host_port
+from ...util.listener import Listener, unlink_stale
 from ...util.logsafe import logsafe
-from .connections import ConnectionGuard, GuardedServer, quiet_accept_errors
+from .connections import ConnectionGuard, GuardedServer
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,6 @@ MAX_HEADER_LINE = 8190
 async def serve(handler: Handler, bind: str, name: str,
                 guard: ConnectionGuard) -> web.BaseRunner:
     """guard: the connection cap and header deadline, shared by the listeners."""
-    quiet_accept_errors(asyncio.get_running_loop())
     # Request bodies are data: a `Content-Encoding: gzip` object must be stored as sent,
     # never decompressed by the HTTP layer.
     # read_bufsize: with aiohttp's 64 KiB default, a streamed body pauses and resumes the
@@ -61,17 +58,43 @@ async def serve(handler: Handler, bind: str, name: str,
                            max_line_size=MAX_HEADER_LINE)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
-    site: web.BaseSite
-    if bind.startswith("/"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(bind)
-        site = web.UnixSite(runner, bind)
-    else:
-        host, port = split_host_port(bind)
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    await _ListenerSite(runner, bind, name).start()
     log.info("%s listening on %s", name, bind)
     return runner
+
+
+class _ListenerSite(web.BaseSite):
+    """An aiohttp site accepting through util/listener.py (never stops listening, on any
+    event loop), on a TCP address or a Unix socket path."""
+
+    def __init__(self, runner: web.BaseRunner, bind: str, name: str):
+        super().__init__(runner)
+        self._bind = bind
+        self._listener: Listener | None = None
+        self._label = name
+
+    @property
+    def name(self) -> str:
+        return self._bind
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        listener = Listener(server, self._label)
+        if self._bind.startswith("/"):
+            unlink_stale(self._bind)
+            listener.start_unix(self._bind)
+        else:
+            host, port = split_host_port(self._bind)
+            await listener.start_tcp(host, port)
+        self._listener = listener
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await super().stop()
 
 
 def cut_connection(request: web.BaseRequest, error: BaseException, prefix: str = "") -> None:

@@ -81,6 +81,8 @@ async def _sendfile(request: web.BaseRequest, f: BlockFile) -> bool:
     transport = request.transport
     if transport is None or transport.is_closing():
         raise ConnectionResetError("Connection lost")
+    if _uvloop_socket(transport):
+        return await _sendfile_polled(request, transport, f)
     try:
         if transport.get_write_buffer_size() == 0 and _plain_socket(transport):
             # The common case on a fast link: the socket takes the whole block at once.
@@ -119,6 +121,71 @@ async def _sendfile(request: web.BaseRequest, f: BlockFile) -> bool:
     if sent != count:  # the file ended early: cut the response (never a short body)
         raise CorruptData(f"block file sent {sent} of {count} bytes")
     return True
+
+
+async def _sendfile_polled(request: web.BaseRequest, transport: asyncio.Transport,
+                           f: BlockFile) -> bool:
+    """uvloop has no loop.sendfile: the kernel's sendfile on the transport's socket, waiting
+    for room in it through a duplicate of its descriptor (uvloop refuses a watcher on the
+    transport's own). False if the socket cannot sendfile at all (nothing sent)."""
+    loop = asyncio.get_running_loop()
+    fd = transport.get_extra_info("socket").fileno()
+    dup: int | None = None
+    any_sent = False
+    try:
+        while f.count:
+            if transport.is_closing():
+                raise ConnectionResetError("Connection lost")
+            if transport.get_write_buffer_size():
+                # Bytes written through the transport (the headers) go out first.
+                dup = os.dup(fd) if dup is None else dup
+                await _writable(loop, dup)
+                await asyncio.sleep(0)  # the transport's own watcher writes them
+                continue
+            try:
+                sent = os.sendfile(fd, f.file.fileno(), f.offset, f.count)
+            except (BlockingIOError, InterruptedError):
+                dup = os.dup(fd) if dup is None else dup
+                await _writable(loop, dup)
+                continue
+            except ConnectionError:
+                raise
+            except OSError:
+                if any_sent:
+                    raise
+                return False
+            if sent == 0:
+                raise CorruptData(f"block file ended {f.count} bytes early")
+            any_sent = True
+            _sent(request, f, sent)
+    except ConnectionError:
+        transport.abort()  # as in _sendfile: the client's error (499), not ours
+        raise
+    finally:
+        if dup is not None:
+            os.close(dup)
+    return True
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+
+
+def _uvloop_socket(transport: asyncio.BaseTransport) -> bool:
+    """A plain (not TLS) TCP or Unix socket transport of uvloop."""
+    kind = type(transport)
+    return kind.__module__ == "uvloop.loop" and kind.__name__ in ("TCPTransport",
+                                                                   "UnixTransport")
 
 
 def _plain_socket(transport: asyncio.BaseTransport) -> bool:
