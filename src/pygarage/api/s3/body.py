@@ -11,6 +11,7 @@ asked, which happens only after the end of the body verified. Handlers commit no
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 
 from aiohttp import StreamReader
@@ -20,15 +21,16 @@ from ..common.signature.chunked import AwsChunkedDecoder
 from ..common.signature.sigv4 import AuthResult
 from ..common.wire import parse_uint
 
-_READ = 256 * 1024
-
 
 class Body:
     def __init__(self, stream: StreamReader, headers: Mapping[str, str],
                  auth: AuthResult | None):
         self.stream = stream
         self.trailers: dict[str, str] = {}
-        self._buf = bytearray()
+        # Received payload not yet read, as the pieces it came in: a read joins what it
+        # takes (one copy) instead of appending to and slicing one buffer (three).
+        self._pieces: deque[bytes | memoryview] = deque()
+        self._buffered = 0
         self._eof = False
         self._raw_len = 0
         self.length = 0  # payload bytes delivered
@@ -55,7 +57,13 @@ class Body:
     async def _fill(self) -> None:
         """Pull one network read into the payload buffer (decoding aws-chunked)."""
         try:
-            data = await self.stream.read(_READ)
+            # One chunk as the connection received it (at most one socket read): no copy,
+            # where read(n) joins and slices chunks to make n bytes.
+            data, end_of_http_chunk = await self.stream.readchunk()
+            # (b"", True) marks a chunked body's chunk boundary, not its end. aiohttp's
+            # empty body (one shared object) answers it forever once read: at_eof() ends it.
+            while not data and end_of_http_chunk and not self.stream.at_eof():
+                data, end_of_http_chunk = await self.stream.readchunk()
         except Exception as e:  # disconnects, ContentLengthError, ...
             raise errors.IncompleteBody(f"error reading the request body: {e}") from None
         if not data:
@@ -66,29 +74,48 @@ class Body:
             self._eof = True
             return
         self._raw_len += len(data)
-        if self.decoder is not None:
-            for piece in self.decoder.feed(data):
-                self._buf += piece
-        else:
-            self._buf += data
+        pieces = self.decoder.feed(data) if self.decoder is not None else (data,)
+        for piece in pieces:
+            if piece:
+                self._pieces.append(piece)
+                self._buffered += len(piece)
+
+    def _take(self, n: int) -> bytes:
+        """The first n buffered bytes (or all there are)."""
+        pieces = self._pieces
+        out: list[bytes | memoryview] = []
+        need = n
+        while need and pieces:
+            p = pieces[0]
+            if len(p) <= need:
+                out.append(pieces.popleft())
+                need -= len(p)
+            else:
+                mv = memoryview(p)
+                out.append(mv[:need])
+                pieces[0] = mv[need:]
+                need = 0
+        self._buffered -= n - need
+        if len(out) == 1 and isinstance(out[0], bytes):
+            return out[0]  # a whole piece, as received: no copy
+        return b"".join(out)
 
     async def read(self, n: int) -> bytes:
         """Up to n payload bytes; fewer only at the end; b'' once finished."""
-        while len(self._buf) < n and not self._eof:
+        while self._buffered < n and not self._eof:
             await self._fill()
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+        out = self._take(n)
         self.length += len(out)
-        if self._eof and not self._buf and self.declared_length is not None \
+        if self._eof and not self._buffered and self.declared_length is not None \
                 and self.length != self.declared_length:
             raise errors.IncompleteBody(
                 f"body is {self.length} bytes but {self.declared_length} were declared")
         return out
 
     async def at_eof(self) -> bool:
-        if not self._buf and not self._eof:
+        if not self._buffered and not self._eof:
             await self._fill()
-        return self._eof and not self._buf
+        return self._eof and not self._buffered
 
     async def read_all(self, limit: int) -> bytes:
         data = await self.read(limit + 1)
