@@ -48,6 +48,19 @@ async def _fetch(url: str) -> bytes:
         return await r.read()
 
 
+async def _slow_fetch(url: str) -> bytes:
+    """A client reading slowly at first: the server's socket fills up."""
+    conn = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=conn) as s, \
+            s.get(url, read_bufsize=16384) as r:
+        out = bytearray()
+        async for chunk in r.content.iter_chunked(65536):
+            out += chunk
+            if len(out) < (2 << 20):
+                await asyncio.sleep(0.002)
+        return bytes(out)
+
+
 def _files(tmp_path: Path, contents: list[bytes]) -> list[Path]:
     out = []
     for i, c in enumerate(contents):
@@ -103,16 +116,6 @@ async def test_slow_reader_gets_every_byte(tmp_path: Path,
         for p, c in zip(paths, contents, strict=True):
             yield BlockFile(io.FileIO(p, "rb"), 0, len(c)), 0, len(c)
 
-    async def slow(url: str) -> bytes:
-        conn = aiohttp.TCPConnector(force_close=True)
-        async with aiohttp.ClientSession(connector=conn) as s, \
-                s.get(url, read_bufsize=16384) as r:
-            out = bytearray()
-            async for chunk in r.content.iter_chunked(65536):
-                out += chunk
-                if len(out) < (2 << 20):
-                    await asyncio.sleep(0.002)
-            return bytes(out)
     loop = asyncio.get_running_loop()
     real_sendfile, waited = loop.sendfile, []
 
@@ -121,7 +124,7 @@ async def test_slow_reader_gets_every_byte(tmp_path: Path,
         return await real_sendfile(*a, **k)  # type: ignore[arg-type]
     monkeypatch.setattr(loop, "sendfile", counted)
     before = _sendfile_count()
-    got = await _serve(items, sum(map(len, contents)), slow)
+    got = await _serve(items, sum(map(len, contents)), _slow_fetch)
     assert got == b"".join(contents)
     assert _sendfile_count() - before == 12 << 20
     assert waited and all(off > 0 for off in waited)  # each after a first partial send
@@ -187,16 +190,6 @@ def test_uvloop_slow_reader_gets_every_byte(tmp_path: Path,
             opened.append(f)
             yield f, 0, len(c)
 
-    async def slow(url: str) -> bytes:
-        conn = aiohttp.TCPConnector(force_close=True)
-        async with aiohttp.ClientSession(connector=conn) as s, \
-                s.get(url, read_bufsize=16384) as r:
-            out = bytearray()
-            async for chunk in r.content.iter_chunked(65536):
-                out += chunk
-                if len(out) < (2 << 20):
-                    await asyncio.sleep(0.002)
-            return bytes(out)
 
     real_writable, waits = send_blocks._writable, []
 
@@ -208,7 +201,7 @@ def test_uvloop_slow_reader_gets_every_byte(tmp_path: Path,
 
     async def main() -> None:
         before = _sendfile_count()
-        got = await _serve(items, sum(map(len, contents)), slow)
+        got = await _serve(items, sum(map(len, contents)), _slow_fetch)
         assert got == b"".join(contents)
         assert _sendfile_count() - before == 12 << 20  # every byte by the kernel
     _on_uvloop(main())
