@@ -214,8 +214,6 @@ class BlockRcRepairWorker:
                                 else "blocks only in the refcount tree")]}
 
 
-
-
 # -- what the lead wires once the cluster-wide machinery lands
 
 async def launch_table_sync(g: Garage) -> None:

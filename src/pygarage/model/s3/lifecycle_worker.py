@@ -174,5 +174,3 @@ class LifecycleWorker:
             free += [f"Objects expired: {self.last_pass.expired}",
                      f"Multipart uploads aborted: {self.last_pass.aborted}"]
         return {"progress": None, "freeform": free}
-
-
