@@ -53,6 +53,18 @@ def pack_block(data: bytes, level: int | None) -> tuple[bytes, DataBlock]:
     return h, DataBlock(False, data)
 
 
+def plain_size(block: DataBlock) -> int | None:
+    """Its plain size, without decompressing (None: not in the zstd frame's header, or
+    no valid header)."""
+    if not block.compressed:
+        return len(block.payload)
+    try:
+        n = zstandard.frame_content_size(block.payload)
+    except zstandard.ZstdError:
+        return None
+    return n if n >= 0 else None
+
+
 def unpack_block(h: bytes, block: DataBlock) -> bytes:
     """Plain bytes, verified against the hash: a corrupted file is never served."""
     try:

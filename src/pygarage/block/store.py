@@ -10,6 +10,7 @@ import re
 import secrets
 from pathlib import Path
 
+from ..util import nowait
 from ..util.atomic_file import write_atomic
 from ..util.config import ConfigError, DataDir
 from .block import DataBlock
@@ -176,6 +177,33 @@ class BlockStore:
             return DataBlock(compressed, read_fd(fd))
         finally:
             os.close(fd)
+
+    def read_nowait(self, h: bytes, max_size: int) -> DataBlock | None:
+        """Not blocking: a local copy (unverified), if one is at most max_size bytes and
+        the kernel has its path and bytes in memory; None if the kernel knows there is
+        none. Raises BlockingIOError otherwise (read() it in a thread). A name whose lookup
+        would need the disk is skipped rather than waited for: the compressed name of a
+        plain block was never looked up in its new directory, say. Any copy found is the
+        block (the caller verifies it), even if another name was not checked."""
+        rel = self._rel(h)
+        unsure = False
+        for base in self._bases(h):
+            p = f"{base}/{rel}"
+            for path, compressed in ((p + ".zst", True), (p, False)):
+                try:
+                    fd = nowait.open_cached(path)
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                except BlockingIOError:
+                    unsure = True
+                    continue
+                try:
+                    return DataBlock(compressed, nowait.read_cached(fd, max_size))
+                finally:
+                    os.close(fd)
+        if unsure:
+            raise BlockingIOError("the lookup needs the disk")
+        return None
 
     def open_local(self, h: bytes) -> tuple[int, bool] | None:
         """Blocking: (open fd, compressed) of the local copy, or None. The caller owns the
