@@ -12,11 +12,14 @@ import pytest
 from sync_helpers import until
 
 from pygarage.block.block import DataBlock
+from pygarage.block.resync import ERR_TREE, QUEUE_TREE, ErrorRecord, split_queue_key
 from pygarage.block.rpc import GET, NEED, PUT
+from pygarage.db.base import Transaction
 from pygarage.model.garage import Garage
 from pygarage.model.s3.block_ref_table import BlockRef
 from pygarage.net.peer import IncomingRequest, RpcError
 from pygarage.testing.inproc import InprocCluster
+from pygarage.util.clock import now_msec
 from pygarage.util.errors import CorruptData, QuorumError
 
 
@@ -251,3 +254,42 @@ async def test_a_restarted_node_fetches_its_missing_blocks_by_itself(tmp_path: P
         for h, _ in blocks:
             assert await g3.block_manager.read_local(h) == await g1.block_manager.read_local(h)
         assert g3.block_manager.resync.errors_len() == 0
+
+
+async def test_resync_batch_settles_checks_together_and_processes_the_rest(
+        tmp_path: Path) -> None:
+    """A worker claims many due entries at once: those that need nothing are settled
+    together, the others get the same treatment as one by one."""
+    async with InprocCluster(tmp_path, n=1, rf=1, workers=False) as c:
+        g = c.garages[0]
+        bm, rs = g.block_manager, g.block_manager.resync
+        blocks: dict[str, bytes] = {}
+        for name in ("kept", "kept_after_errors", "stray_young"):
+            h, block = bm.pack(os.urandom(5000))
+            await bm.put_block(h, block)
+            blocks[name] = h
+        blocks["gone"] = os.urandom(32)  # neither here nor referenced
+        blocks["missing"] = os.urandom(32)  # referenced, and no node to fetch it from
+        now = now_msec()
+
+        def setup(tx: Transaction) -> None:
+            for name in ("kept", "kept_after_errors", "missing"):
+                bm.rc.incref(tx, blocks[name], now)
+            tx.insert(ERR_TREE, blocks["kept_after_errors"], ErrorRecord(3, now, now).encode())
+            for k, _ in tx.range(QUEUE_TREE, None, None, None):
+                tx.remove(QUEUE_TREE, k)
+        await g.db.write(setup)
+        await rs.put_many(list(blocks.values()), 0)
+        keys, _ = rs.claim_many(now_msec(), 64)
+        assert len(keys) == 5 and len(rs.busy) == 5
+        await rs.process_many(keys)
+        assert not rs.busy and rs.done == 5
+        queue = dict(split_queue_key(k)[::-1] for k, _ in g.db.range(QUEUE_TREE, None, None,
+                                                                     None))
+        for name in ("kept", "kept_after_errors", "gone"):
+            assert blocks[name] not in queue and rs.error_of(blocks[name]) is None, name
+        assert bm.store.has(blocks["kept"])
+        # An unreferenced file written moments ago is kept, and looked at again later.
+        assert bm.store.has(blocks["stray_young"]) and queue[blocks["stray_young"]] > now
+        # Needed here and absent, with no other copy: an error, retried later.
+        assert rs.error_of(blocks["missing"]) is not None and blocks["missing"] in queue

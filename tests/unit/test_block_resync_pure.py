@@ -10,6 +10,7 @@ from pygarage.block.resync import (
     ErrorRecord,
     first_failure,
     pick_due,
+    pick_due_many,
     queue_key,
     retry_delay_ms,
     split_queue_key,
@@ -60,6 +61,19 @@ def test_pick_due_skips_busy_blocks_and_reports_the_next_time() -> None:
     assert pick_due(keys, {a}, 25) == (keys[1], None)
     assert pick_due(keys, {a, b, c}, 100) == (None, None)
     assert pick_due([], set(), 0) == (None, None)
+
+
+def test_pick_due_many_takes_one_key_per_block_up_to_the_limit() -> None:
+    a, b, c = b"a" * 32, b"b" * 32, b"c" * 32
+    keys = [queue_key(10, a), queue_key(11, b), queue_key(12, a), queue_key(13, c),
+            queue_key(40, b)]
+    # a's second key waits for the next batch: one worker holds a block at a time.
+    assert pick_due_many(keys, set(), 20, 10) == ([keys[0], keys[1], keys[3]], None)
+    assert pick_due_many(keys, set(), 20, 2) == ([keys[0], keys[1]], None)
+    assert pick_due_many(keys, {a}, 11, 10) == ([keys[1]], None)  # c is not due yet
+    assert pick_due_many(keys, {a, b}, 11, 10) == ([], 13)
+    assert pick_due_many(keys, {a, b, c}, 100, 10) == ([], None)
+    assert pick_due_many([], set(), 0, 10) == ([], None)
 
 
 def test_refcount_states() -> None:

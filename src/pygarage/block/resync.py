@@ -29,6 +29,7 @@ from ..util.background import WorkerState
 from ..util.clock import now_msec
 from ..util.errors import CorruptData, GarageError, MissingBlock
 from ..util.ids import HASH_LEN
+from ..util.offload import offload
 from .block import unpack_block
 
 if TYPE_CHECKING:
@@ -105,14 +106,28 @@ def first_failure(now_ms: int, base_ms: int) -> ErrorRecord:
 def pick_due(keys: list[bytes], busy: set[bytes], now_ms: int) -> tuple[bytes | None, int | None]:
     """From queue keys in order: -> (the first due key whose block no worker holds, or
     None; when the first not-busy one is due, if none is due yet)."""
+    due, next_when = pick_due_many(keys, busy, now_ms, 1)
+    return (due[0] if due else None), next_when
+
+
+def pick_due_many(keys: list[bytes], busy: set[bytes], now_ms: int, limit: int
+                  ) -> tuple[list[bytes], int | None]:
+    """From queue keys in order: -> (up to `limit` due keys whose blocks no worker holds,
+    one per block (a later key of a block taken waits for the next batch); when the first
+    not-busy one is due, if none is due yet)."""
+    due: list[bytes] = []
+    taken: set[bytes] = set()
     for k in keys:
         when, h = split_queue_key(k)
-        if h in busy:
+        if h in busy or h in taken:
             continue
-        if when <= now_ms:
-            return k, None
-        return None, when
-    return None, None
+        if when > now_ms:
+            return due, (None if due else when)
+        due.append(k)
+        taken.add(h)
+        if len(due) >= limit:
+            break
+    return due, None
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}(?:\.zst)?")
@@ -291,12 +306,55 @@ class ResyncManager:
     # -- processing
     def claim(self, now_ms: int) -> tuple[bytes | None, int | None]:
         """-> (a due queue key, now held by the caller, or None; when the next is due)."""
+        due, next_when = self.claim_many(now_ms, 1)
+        return (due[0] if due else None), next_when
+
+    def claim_many(self, now_ms: int, limit: int) -> tuple[list[bytes], int | None]:
+        """-> (up to `limit` due queue keys, of different blocks, now held by the caller;
+        when the next is due, if none is)."""
         keys = [k for k, _ in self.db.range(QUEUE_TREE, None, None,
                                               _CLAIM_SCAN + len(self.busy))]
-        key, next_when = pick_due(keys, self.busy, now_ms)
-        if key is not None:
-            self.busy.add(split_queue_key(key)[1])
-        return key, next_when
+        due, next_when = pick_due_many(keys, self.busy, now_ms, limit)
+        for k in due:
+            self.busy.add(split_queue_key(k)[1])
+        return due, next_when
+
+    async def process_many(self, keys: list[bytes]) -> None:
+        """Claimed keys. Most need nothing: a check queued after each new block finds it
+        present and referenced. Those are settled together, one thread hop and one
+        transaction for all (per block, both cost more than the check); the others are
+        processed one by one."""
+        hashes = [split_queue_key(k)[1] for k in keys]
+        try:
+            if len(keys) == 1:
+                await self.process(keys[0])
+                return
+            store = self.bm.store
+            present = await offload(lambda: [store.has(h) for h in hashes])
+            now = now_msec()
+            settled: list[tuple[bytes, bytes]] = []
+            rest: list[bytes] = []
+            for k, h, exists in zip(keys, hashes, present, strict=True):
+                rc = self.bm.rc.get_entry(h)
+                # resync_block's two cases with work to do; anything else it leaves as is.
+                if (exists and rc.is_deletable(now)) or (rc.count > 0 and not exists):
+                    rest.append(k)
+                else:
+                    settled.append((k, h))
+            if settled:
+                def record(tx: Transaction) -> None:
+                    for k, h in settled:
+                        tx.remove(QUEUE_TREE, k)
+                        tx.remove(ERR_TREE, h)
+                await self.db.write(record)
+                self.done += len(settled)
+            for _, h in settled:
+                self.busy.discard(h)
+            for k in rest:
+                await self.process(k)
+        finally:
+            for h in hashes:  # whatever was not released (an error, a cancellation)
+                self.busy.discard(h)
 
     async def process(self, key: bytes) -> None:
         """Resync the block of a claimed key, then record the outcome (one transaction)."""
@@ -445,8 +503,8 @@ class ResyncWorker:
         if not self.enabled:
             return WorkerState.IDLE
         now = now_msec()
-        key, next_when = self.mgr.claim(now)
-        if key is None:
+        keys, next_when = self.mgr.claim_many(now, _CLAIM_SCAN)
+        if not keys:
             wait = self.mgr.idle_recheck_s
             if next_when is not None:
                 wait = min(wait, max(0.0, (next_when - now) / 1000))
@@ -457,7 +515,7 @@ class ResyncWorker:
                 else min(m.planned_wake_ms, wake_at)
             return WorkerState.IDLE
         t0 = time.monotonic()
-        await self.mgr.process(key)
+        await self.mgr.process_many(keys)
         pause = self.mgr.tranquility * (time.monotonic() - t0)
         if pause > 0:
             await asyncio.sleep(min(pause, 60.0))  # tranquility: leave room for requests
