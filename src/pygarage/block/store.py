@@ -194,11 +194,13 @@ class BlockStore:
                     fd = nowait.open_cached(path)
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                except BlockingIOError:
+                except OSError:  # needs the disk, or an error the thread is to meet
                     unsure = True
                     continue
                 try:
                     return DataBlock(compressed, nowait.read_cached(fd, max_size))
+                except OSError:  # not all cached, too large, or no RWF_NOWAIT here
+                    raise BlockingIOError("not in the page cache") from None
                 finally:
                     os.close(fd)
         if unsure:

@@ -149,3 +149,18 @@ def test_store_block_evicted_from_memory_goes_to_the_thread(tmp_path: Path) -> N
     with pytest.raises(BlockingIOError):
         st.read_nowait(h, 65536)
     assert st.read(h) == block
+
+
+@pytest.mark.parametrize("where", ["open", "read"])
+def test_store_leaves_other_errors_to_the_thread(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path, where: str) -> None:
+    # A file system without RWF_NOWAIT (EOPNOTSUPP), a permission error: the thread's
+    # read, the one that was always there, meets them and answers as it always did.
+    st, h, block = _store(tmp_path)
+
+    def refuse(*_: Any) -> Any:
+        raise OSError(errno.EOPNOTSUPP if where == "read" else errno.EACCES, "refused")
+    monkeypatch.setattr(nowait, "read_cached" if where == "read" else "open_cached", refuse)
+    with pytest.raises(BlockingIOError):
+        st.read_nowait(h, 65536)
+    assert st.read(h) == block
