@@ -67,6 +67,11 @@ async def test_sync_endpoints_refuse_malformed_requests(tmp_path: Path) -> None:
             ("table/version/sync/items", {"a": 1}),
             ("table/object/sync/items", [Version(b"u" * 16).encode()]),
             ("table/version/sync/items", [b"PGver1" + b"\x94\x01\x02\x03\x04"]),
+            ("table/version/sync/behind", [node, [256]]),
+            ("table/version/sync/behind", [node.upper(), [1]]),
+            ("table/version/sync/behind", [node[:-1] + "\u0661", [1]]),
+            ("table/version/sync/behind", [node.encode(), [1]]), ("table/version/sync/behind", []),
+            ("table/version/sync/behind", [node, [1], 2]), ("table/version/sync/behind", "x"),
         ]
         for path, body in bad:
             with pytest.raises(RpcError):
@@ -86,6 +91,13 @@ async def test_sync_endpoints_refuse_malformed_requests(tmp_path: Path) -> None:
                               [Object(b, "j", [good]).encode(), Object(b, "k", [odd]).encode()])
         assert g2.object_table.data.read_entry(b, b"k") == Object(b, "k", [good])
         assert g2.object_table.data.read_entry(b, b"j") is None
+        # A hint about a node outside the layout, or about itself, is ignored.
+        s2 = next(s for s in g2.table_syncers if s.table.name == "version")
+        for who in ("ab" * 32, node):
+            await h.call_body(node, "table/version/sync/behind", [who, [1, 2]])
+        assert s2.catch_up.behind == {}
+        await h.call_body(node, "table/version/sync/behind", [c.nodes[0].id, [1, 2]])
+        assert s2.catch_up.behind == {c.nodes[0].id: {1, 2}}
         r = await h.call_body(node, "table/version/sync/roots", [0, 255])
         assert r == g2.version_table.data.merkle.roots_of([0, 255])
 
@@ -213,6 +225,44 @@ async def test_a_copy_of_a_write_that_failed_is_caught_up_without_a_full_pass(
                     within_s=s1.catch_up.base_s + 20, what="catch-up of node 3")
         assert s1.passes == passes and s1.current is None, "caught up without a full pass"
         await until(lambda: not s1.catch_up.behind, within_s=10, what="nothing left behind")
+
+
+async def test_a_copy_missed_through_a_gateway_is_caught_up_by_the_owners(
+        tmp_path: Path) -> None:
+    """A gateway stores no partition, so it cannot sync the ones whose copy of its write
+    failed on node 3: it hands them to the other owners, which hold the entries, and node 3
+    gets them within seconds, without a full pass (it waited 10 min for one)."""
+    async with InprocCluster(tmp_path, n=4, rf=3, gateways=(3,)) as c:
+        g1, g2, g3, gw = c.garages
+        n3 = g3.system.node_id
+        syncers = [next(s for s in g.table_syncers if s.table.name == "version")
+                   for g in c.garages]
+        sgw = syncers[3]
+        await until(lambda: all(len(s._up) == 3 and s.current is None and not s._want_next
+                                for s in syncers), what="passes at start over")
+        passes = [s.passes for s in syncers]
+        before = [len(contents(g, "version")) for g in (g1, g3)]
+        cut = True
+        real = gw.version_table._write_remote
+
+        async def write_remote(node: str, raws: list[bytes], checked: bool,
+                               prio: int) -> None:
+            if cut and node == n3:
+                raise RpcError("copy lost for this test")
+            await real(node, raws, checked, prio)
+        gw.version_table._write_remote = write_remote  # type: ignore[method-assign]
+        await gw.version_table.insert_many(versions(40, 11), checked=False)
+        await until(lambda: len(contents(g1, "version")) == before[0] + 40, what="copy on node 1")
+        assert len(contents(g3, "version")) == before[1]
+        await until(lambda: bool(sgw.catch_up.behind.get(n3)), within_s=5,
+                    what="node 3 marked behind on the gateway")
+        cut = False
+        # The gateway's retry (after base_s) hands over; the owners' own (base_s later) syncs.
+        await until(lambda: len(contents(g3, "version")) == before[1] + 40,
+                    within_s=2 * sgw.catch_up.base_s + 20, what="catch-up of node 3")
+        assert [s.passes for s in syncers] == passes, "caught up without a full pass"
+        await until(lambda: not any(s.catch_up.behind for s in syncers), within_s=20,
+                    what="nothing left behind")
 
 
 async def test_a_node_restarted_unseen_is_synced_when_its_link_comes_back(

@@ -17,6 +17,8 @@ Endpoints (validated: a malformed request is an RpcError, never a crash):
   table/<name>/sync/roots  [partition, ...]               -> [root hash, ...]
   table/<name>/sync/nodes  {"p": partition, "pre": [prefix, ...]} -> [node encoding|None]
   table/<name>/sync/items  [encoded entry, ...]           -> None (merged, no write check)
+  table/<name>/sync/behind [node id, [partition, ...]]    -> None (that node missed writes
+                                                             of these partitions: catch it up)
 """
 
 from __future__ import annotations
@@ -111,6 +113,13 @@ def check_node_request(body: Any) -> tuple[int, list[bytes]]:
     return body["p"], pre
 
 
+def check_behind(body: Any) -> tuple[str, list[int]]:
+    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[0], str) or \
+            len(body[0]) != 64 or any(c not in "0123456789abcdef" for c in body[0]):
+        raise RpcError("expected [node id, [partition, ...]]")
+    return body[0], check_partitions(body[1])
+
+
 def check_items(body: Any) -> list[bytes]:
     if not isinstance(body, list) or len(body) > MAX_ITEMS or not all(
             isinstance(x, bytes) for x in body):
@@ -134,9 +143,11 @@ class TableSyncer:
         base = f"table/{table.name}/sync"
         self.p_roots, self.p_nodes, self.p_items = f"{base}/roots", f"{base}/nodes", \
             f"{base}/items"
+        self.p_behind = f"{base}/behind"
         rpc.register(self.p_roots, self._h_roots)
         rpc.register(self.p_nodes, self._h_nodes)
         rpc.register(self.p_items, self._h_items)
+        rpc.register(self.p_behind, self._h_behind)
         hub.add_table(table.name)
         system.on_layout_saved.append(self._layout_saved)
         table.on_missed_write = self._missed_write
@@ -342,25 +353,61 @@ class TableSyncer:
                                       PARTITIONS_PER_STEP)
 
     async def _catch_up(self, node: str, parts: list[int]) -> None:
-        """Sync with one peer the partitions an earlier pass could not sync with it."""
+        """Sync with one peer the partitions an earlier pass, or a copy of a write, missed
+        on it. Partitions this node does not store (it wrote as a gateway, or for another
+        table's hook) are handed to their other owners, which hold the entries."""
         me = self.system.node_id
-        shared = set()
+        shared, foreign, gone = set(), set(), set()
         for p in parts:
             sets = self._sets_of(p)
-            if any(me in s for s in sets) and any(node in s for s in sets):
+            if not any(node in s for s in sets):
+                gone.add(p)  # no longer that node's partition: nothing to catch up
+            elif any(me in s for s in sets):
                 shared.add(p)
-        self.catch_up.synced(node, set(parts) - shared)  # no longer ours to sync with it
-        if not shared:
+            else:
+                foreign.add(p)
+        self.catch_up.synced(node, gone)
+        if not shared and not foreign:
             return
-        todo = sorted(shared)
         mark = self.catch_up.mark()
-        roots = dict(zip(todo, self.data.merkle.roots_of(todo), strict=True))
-        ok = await self._sync_with(node, todo, roots)
+        ok: set[int] = set()
+        if shared:
+            todo = sorted(shared)
+            roots = dict(zip(todo, self.data.merkle.roots_of(todo), strict=True))
+            ok = await self._sync_with(node, todo, roots)
+        if foreign:
+            ok |= await self._hand_over(node, foreign)
         self.catch_up.synced(node, ok, mark)
-        if shared - ok:
+        if (shared | foreign) - ok:
             self.catch_up.failed_again(node, asyncio.get_running_loop().time())
         log.debug("%s: caught up %d of %d partitions with %s", self.table.name, len(ok),
-                  len(shared), node[:16])
+                  len(shared | foreign), node[:16])
+
+    async def _hand_over(self, node: str, parts: set[int]) -> set[int]:
+        """Tell the owners of `parts` (up, other than `node`) that `node` missed writes
+        there; the partitions every such owner was told of (none if no owner is up)."""
+        me = self.system.node_id
+        targets: dict[str, set[int]] = {}
+        for p in parts:
+            for o in {n for s in self._sets_of(p) for n in s} - {node, me}:
+                if self.rpc.is_up(o):
+                    targets.setdefault(o, set()).add(p)
+
+        async def tell(owner: str, ps: set[int]) -> bool:
+            try:
+                await self._call(owner, self.p_behind, [node, sorted(ps)])
+                return True
+            except (RpcError, QuorumError) as e:
+                log.debug("%s: hint for %s to %s: %s", self.table.name, node[:16],
+                          owner[:16], e)
+                return False
+        owners = sorted(targets)
+        told = await asyncio.gather(*(tell(o, targets[o]) for o in owners))
+        done: set[int] = set()
+        failed: set[int] = set()
+        for o, t in zip(owners, told, strict=True):
+            (done if t else failed).update(targets[o])
+        return done - failed
 
     async def _sync_with(self, node: str, parts: list[int],
                          roots: dict[int, bytes]) -> set[int]:
@@ -493,6 +540,19 @@ class TableSyncer:
     async def _h_nodes(self, req: IncomingRequest) -> Any:
         p, prefixes = check_node_request(req.body)
         return self.data.merkle.read_raw_nodes(p, prefixes)
+
+    async def _h_behind(self, req: IncomingRequest) -> Any:
+        node, parts = check_behind(req.body)
+        me = self.system.node_id
+        if node != me and node in self.system.layout.all_nodes():
+            mine = {p for p in parts if self._both_store(p, me, node)}
+            if mine:
+                self._missed_write(node, mine)
+        return None
+
+    def _both_store(self, p: int, a: str, b: str) -> bool:
+        sets = self._sets_of(p)
+        return any(a in s for s in sets) and any(b in s for s in sets)
 
     async def _h_items(self, req: IncomingRequest) -> Any:
         entries = [self.decode_item(raw) for raw in check_items(req.body)]
