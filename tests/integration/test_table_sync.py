@@ -191,6 +191,33 @@ async def test_a_peer_a_pass_could_not_reach_is_caught_up_within_seconds(
         assert s1.catch_up.behind == {}
 
 
+async def _lose_copies_then_catch_up(writer: Any, witness: Any, target: Any, seed: int,
+                                     within_s: float) -> None:
+    """`writer` writes 40 version entries while every copy it sends to `target` is lost;
+    `witness` gets them, and `target` must get them within `within_s` once copies flow."""
+    n = target.system.node_id
+    s = next(s for s in writer.table_syncers if s.table.name == "version")
+    before = [len(contents(g, "version")) for g in (witness, target)]
+    lost = True
+    real = writer.version_table._write_remote
+
+    async def write_remote(to: str, raws: list[bytes], checked: bool, prio: int) -> None:
+        if lost and to == n:
+            raise RpcError("copy lost for this test")
+        await real(to, raws, checked, prio)
+    writer.version_table._write_remote = write_remote
+    await writer.version_table.insert_many(versions(40, seed), checked=False)
+    await until(lambda: len(contents(witness, "version")) == before[0] + 40,
+                what="copy on the witness")
+    assert len(contents(target, "version")) == before[1]
+    # The failed copy is reported by a callback, right after the write returns.
+    await until(lambda: bool(s.catch_up.behind.get(n)), within_s=5,
+                what="target marked behind on the writer")
+    lost = False
+    await until(lambda: len(contents(target, "version")) == before[1] + 40,
+                within_s=within_s, what="catch-up of the target")
+
+
 async def test_a_copy_of_a_write_that_failed_is_caught_up_without_a_full_pass(
         tmp_path: Path) -> None:
     """A write acknowledged by a quorum whose copy to one node failed (a node restarted in
@@ -204,25 +231,7 @@ async def test_a_copy_of_a_write_that_failed_is_caught_up_without_a_full_pass(
         await until(lambda: s1._up == {g2.system.node_id, n3} and s1.current is None
                     and not s1._want_next, what="passes at start over")
         passes = s1.passes
-        before = [len(contents(g, "version")) for g in (g2, g3)]
-        cut = True
-        real = g1.version_table._write_remote
-
-        async def write_remote(node: str, raws: list[bytes], checked: bool,
-                               prio: int) -> None:
-            if cut and node == n3:
-                raise RpcError("copy lost for this test")
-            await real(node, raws, checked, prio)
-        g1.version_table._write_remote = write_remote  # type: ignore[method-assign]
-        await g1.version_table.insert_many(versions(40, 7), checked=False)
-        await until(lambda: len(contents(g2, "version")) == before[0] + 40, what="copy on node 2")
-        assert len(contents(g3, "version")) == before[1]
-        # The failed copy is reported by a callback, right after the write returns.
-        await until(lambda: bool(s1.catch_up.behind.get(n3)), within_s=5,
-                    what="node 3 marked behind")
-        cut = False
-        await until(lambda: len(contents(g3, "version")) == before[1] + 40,
-                    within_s=s1.catch_up.base_s + 20, what="catch-up of node 3")
+        await _lose_copies_then_catch_up(g1, g2, g3, 7, within_s=s1.catch_up.base_s + 20)
         assert s1.passes == passes and s1.current is None, "caught up without a full pass"
         await until(lambda: not s1.catch_up.behind, within_s=10, what="nothing left behind")
 
@@ -233,33 +242,15 @@ async def test_a_copy_missed_through_a_gateway_is_caught_up_by_the_owners(
     failed on node 3: it hands them to the other owners, which hold the entries, and node 3
     gets them within seconds, without a full pass (it waited 10 min for one)."""
     async with InprocCluster(tmp_path, n=4, rf=3, gateways=(3,)) as c:
-        g1, g2, g3, gw = c.garages
-        n3 = g3.system.node_id
+        g1, _g2, g3, gw = c.garages
         syncers = [next(s for s in g.table_syncers if s.table.name == "version")
                    for g in c.garages]
-        sgw = syncers[3]
         await until(lambda: all(len(s._up) == 3 and s.current is None and not s._want_next
                                 for s in syncers), what="passes at start over")
         passes = [s.passes for s in syncers]
-        before = [len(contents(g, "version")) for g in (g1, g3)]
-        cut = True
-        real = gw.version_table._write_remote
-
-        async def write_remote(node: str, raws: list[bytes], checked: bool,
-                               prio: int) -> None:
-            if cut and node == n3:
-                raise RpcError("copy lost for this test")
-            await real(node, raws, checked, prio)
-        gw.version_table._write_remote = write_remote  # type: ignore[method-assign]
-        await gw.version_table.insert_many(versions(40, 11), checked=False)
-        await until(lambda: len(contents(g1, "version")) == before[0] + 40, what="copy on node 1")
-        assert len(contents(g3, "version")) == before[1]
-        await until(lambda: bool(sgw.catch_up.behind.get(n3)), within_s=5,
-                    what="node 3 marked behind on the gateway")
-        cut = False
         # The gateway's retry (after base_s) hands over; the owners' own (base_s later) syncs.
-        await until(lambda: len(contents(g3, "version")) == before[1] + 40,
-                    within_s=2 * sgw.catch_up.base_s + 20, what="catch-up of node 3")
+        await _lose_copies_then_catch_up(gw, g1, g3, 11,
+                                         within_s=2 * syncers[3].catch_up.base_s + 20)
         assert [s.passes for s in syncers] == passes, "caught up without a full pass"
         await until(lambda: not any(s.catch_up.behind for s in syncers), within_s=20,
                     what="nothing left behind")
