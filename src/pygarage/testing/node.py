@@ -121,7 +121,8 @@ admin_token = "{self.admin_token}"
     def start(self, *args: str, single_node: bool = True,
               env: dict[str, str] | None = None) -> None:
         log = open(self.log_path, "ab")
-        env = dict(os.environ, GARAGE_LOG=os.environ.get("GARAGE_LOG", "info"), **(env or {}))
+        # The caller's env wins, GARAGE_LOG included.
+        env = {**os.environ, "GARAGE_LOG": os.environ.get("GARAGE_LOG", "info"), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pygarage", "-c", str(self.config_path), "server",
              *(["--single-node"] if single_node else []), *args],
