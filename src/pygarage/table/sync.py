@@ -36,6 +36,7 @@ from ..rpc.rpc_helper import RpcHelper
 from ..rpc.system import System
 from ..util.background import WorkerState
 from ..util.errors import QuorumError
+from ..util.ids import is_node_id
 from . import merkle
 from .replication import FullCopy
 from .sync_plan import (
@@ -114,8 +115,7 @@ def check_node_request(body: Any) -> tuple[int, list[bytes]]:
 
 
 def check_behind(body: Any) -> tuple[str, list[int]]:
-    if not isinstance(body, list) or len(body) != 2 or not isinstance(body[0], str) or \
-            len(body[0]) != 64 or any(c not in "0123456789abcdef" for c in body[0]):
+    if not isinstance(body, list) or len(body) != 2 or not is_node_id(body[0]):
         raise RpcError("expected [node id, [partition, ...]]")
     return body[0], check_partitions(body[1])
 
