@@ -66,7 +66,9 @@ def format_bytes_binary(n: int) -> str:
     return _format_scaled(n, 1024, "iB")
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+# ASCII digits only (int() would read other scripts' digits too); fullmatch.
+_SIZE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*")
+_SIZE_MAX_DIGITS = 24  # far beyond any disk
 
 
 def parse_size(text: str) -> int:
@@ -74,9 +76,11 @@ def parse_size(text: str) -> int:
 
     K/M/G/T/P/E are powers of 1000; the `i` forms (KiB, Mi...) are powers of 1024.
     """
-    m = _SIZE_RE.match(text)
+    m = _SIZE_RE.fullmatch(text)
     if m is None:
         raise ValueError(f"invalid size: {text!r}")
+    if len(m.group(1)) > _SIZE_MAX_DIGITS:
+        raise ValueError(f"invalid size: {text[:40]!r}...: too large")
     number, unit = m.group(1), m.group(2).upper()
     if unit in ("", "B"):
         multiplier = 1

@@ -12,8 +12,8 @@ from pygarage.cli.views import render_key_info, render_key_list
 
 __all__ = ["key"]
 
-_KEY_ID_RE = re.compile(r"^GK[0-9a-fA-F]{24}$")
-_SECRET_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_KEY_ID_RE = re.compile(r"GK[0-9a-fA-F]{24}")  # fullmatch: "$" lets a final newline in
+_SECRET_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @click.group()
@@ -121,11 +121,11 @@ key.add_command(_flag_command(False))
 @click.pass_context
 def key_import(ctx: click.Context, key_id: str, secret_key: str, name: str, yes: bool) -> None:
     """Import an existing access key (e.g. one from another Garage cluster)."""
-    if not _KEY_ID_RE.match(key_id):
+    if not _KEY_ID_RE.fullmatch(key_id):
         raise click.ClickException(
             f"Invalid key ID {key_id!r}: it must be 'GK' followed by 24 hexadecimal digits"
         )
-    if not _SECRET_RE.match(secret_key):
+    if not _SECRET_RE.fullmatch(secret_key):
         raise click.ClickException("Invalid secret key: it must be 64 hexadecimal digits")
     if not yes:
         raise click.ClickException(

@@ -24,7 +24,9 @@ class ConfigError(Exception):
     """A config problem a person can fix; the message says what and where."""
 
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?\s*$", re.IGNORECASE)
+# ASCII digits only (int() would read other scripts' digits too); fullmatch.
+_SIZE_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtp]?)(i?)b?\s*", re.IGNORECASE)
+_SIZE_MAX_DIGITS = 24  # far beyond any disk; a longer number is a mistake, not a size
 
 
 def parse_size(value: int | str) -> int:
@@ -33,13 +35,16 @@ def parse_size(value: int | str) -> int:
         raise ConfigError(f"invalid size: {value!r}")
     if isinstance(value, int):
         return value
-    m = _SIZE_RE.match(str(value))
+    m = _SIZE_RE.fullmatch(str(value))
+    if m and len(m.group(1)) > _SIZE_MAX_DIGITS:
+        raise ConfigError(f"invalid size: {str(value)[:40]!r}...: too large")
     if not m:
         raise ConfigError(f"invalid size: {value!r} (examples: 1048576, '1M', '1MiB', '10G')")
     number, unit, binary = m.groups()
     power = "kmgtp".find(unit.lower()) + 1 if unit else 0
     base = 1024 if binary else 1000
-    return int(float(number) * base**power)
+    scale = base**power
+    return int(float(number) * scale) if "." in number else int(number) * scale
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ for _names, _secs in (
     for _name in _names:
         _DURATION_UNITS[_name] = _secs
 
-_DURATION_PART_RE = re.compile(r"(\d+)\s*([a-zA-Z]*)")
+# ASCII digits only (int() would read other scripts' digits too).
+_DURATION_PART_RE = re.compile(r"([0-9]+)\s*([a-zA-Z]*)")
+_MAX_DIGITS = 12  # 10^12 s: 30,000 years
 
 
 def parse_duration(text: str) -> int:
@@ -30,6 +32,8 @@ def parse_duration(text: str) -> int:
         m = _DURATION_PART_RE.match(s, pos)
         if m is None:
             raise ValueError(f"invalid duration: {text!r}")
+        if len(m.group(1)) > _MAX_DIGITS:
+            raise ValueError(f"invalid duration: {text[:40]!r}: too long")
         unit = m.group(2).lower() or "s"
         if unit not in _DURATION_UNITS:
             raise ValueError(f"invalid duration unit {m.group(2)!r} in {text!r}")

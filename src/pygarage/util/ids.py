@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import TypeGuard
 
 import blake3
 
@@ -49,6 +50,6 @@ def is_key_id(s: str) -> bool:
     return len(s) == 26 and s.startswith("GK") and all(c in "0123456789abcdef" for c in s[2:])
 
 
-def is_node_id(s: object) -> bool:
+def is_node_id(s: object) -> TypeGuard[str]:
     """A node id as the layout and RPC carry it: 64 lowercase hex digits."""
     return isinstance(s, str) and len(s) == 64 and all(c in "0123456789abcdef" for c in s)

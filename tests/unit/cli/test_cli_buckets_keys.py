@@ -342,3 +342,9 @@ def test_key_import() -> None:
     assert res.exit_code == 1 and "'GK' followed by 24 hexadecimal" in res.stderr
     res, fake = invoke(["key", "import", KID, "abc", "--yes"])
     assert res.exit_code == 1 and "64 hexadecimal" in res.stderr and fake.calls == []
+    # A final newline (which "$" lets through) is refused before anything is sent.
+    res, fake = invoke(["key", "import", KID + "\n", SECRET, "--yes"])
+    assert res.exit_code == 1 and "'GK' followed by 24 hexadecimal" in res.stderr
+    assert fake.calls == []
+    res, fake = invoke(["key", "import", KID, SECRET + "\n", "--yes"])
+    assert res.exit_code == 1 and "64 hexadecimal" in res.stderr and fake.calls == []

@@ -48,7 +48,9 @@ def test_parse_size(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "G", "1X", "1GX", "-1G", "1.2.3G", "one"])
+# Other scripts' digits (int() reads them), 5,000 digits, a float overflow.
+@pytest.mark.parametrize("text", ["", "G", "1X", "1GX", "-1G", "1.2.3G", "one", "\u0663",
+                                  "\u0661G", "1\u0660", "9" * 5000, "1" * 400 + ".5", "1e400"])
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
@@ -73,7 +75,8 @@ def test_parse_duration(text: str, expected: int) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "d", "1y", "1x", "abc", "-1d"])
+@pytest.mark.parametrize("text", ["", "d", "1y", "1x", "abc", "-1d", "\u0663s", "1\u0660m",
+                                  "9" * 5000, "9" * 13])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -122,7 +125,12 @@ def test_param_types() -> None:
     assert OPTIONAL_COUNT.convert("none", None, None) is None
     assert OPTIONAL_COUNT.convert("42", None, None) == 42
     assert DURATION.convert("1d", None, None) == 86400
-    for ptype, bad in ((SIZE, "lots"), (SIZE, "none"), (OPTIONAL_COUNT, "-3"), (DURATION, "x")):
+    assert OPTIONAL_COUNT.convert("9" * 19, None, None) == int("9" * 19)
+    hostile = [(OPTIONAL_COUNT, "\u00b2"), (OPTIONAL_COUNT, "\u0663"), (OPTIONAL_COUNT, "9" * 20),
+               (OPTIONAL_COUNT, "9" * 5000), (OPTIONAL_COUNT, ""), (SIZE, "\u0663G"),
+               (SIZE, "9" * 5000), (DURATION, "\u0663d"), (DURATION, "9" * 5000)]
+    for ptype, bad in ((SIZE, "lots"), (SIZE, "none"), (OPTIONAL_COUNT, "-3"), (DURATION, "x"),
+                       *hostile):
         with pytest.raises(click.BadParameter):
             ptype.convert(bad, None, None)
 

@@ -32,8 +32,12 @@ def test_parse_peer() -> None:
     assert parse_peer(f"{ID}@10.0.0.2:3901") == (bytes.fromhex(ID), "10.0.0.2", 3901)
     assert parse_peer(f"{ID}@[fc00::1]:3901") == (bytes.fromhex(ID), "fc00::1", 3901)
     assert parse_peer(f"{ID}@node2.example:3901")[1] == "node2.example"
+    assert parse_peer(f"{ID.upper()}@10.0.0.2:3901")[0] == bytes.fromhex(ID)  # as Garage reads it
     for bad in ("10.0.0.2:3901", f"{ID[:-2]}@1.2.3.4:1", f"{ID}@1.2.3.4", f"{ID}@:3901",
-                f"{ID}@1.2.3.4:0", f"{ID}@1.2.3.4:70000", f"{'zz' * 32}@1.2.3.4:1"):
+                f"{ID}@1.2.3.4:0", f"{ID}@1.2.3.4:70000", f"{'zz' * 32}@1.2.3.4:1",
+                # bytes.fromhex skips whitespace: a newline or blank inside the id, or
+                # another script's digit, must not pass as 64 hex digits.
+                f"{ID[:-1]}\n@1.2.3.4:1", f"{ID[:-1]} @1.2.3.4:1", f"{ID[:-1]}\u0663@1.2.3.4:1"):
         with pytest.raises(PeerAddrError):
             parse_peer(bad)
 

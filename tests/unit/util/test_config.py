@@ -18,8 +18,15 @@ def test_sizes() -> None:
     assert parse_size("1MiB") == 1 << 20
     assert parse_size("10G") == 10 * 10**9
     assert parse_size(42) == 42
+    assert parse_size(" 2 MiB ") == 2 << 20
+    assert parse_size("12345678901234567890") == 12345678901234567890  # exact, not a float
     with pytest.raises(ConfigError):
         parse_size("lots")
+    # Other scripts' digits (int() reads them), a final newline kept by a quoted TOML value,
+    # 5,000 digits (was an OverflowError: a traceback at startup), a float overflow.
+    for bad in ("\u0663", "\u0661G", "1\u0660M", "9" * 5000, "1" * 400 + ".5", "1e400", "1M\nx"):
+        with pytest.raises(ConfigError):
+            parse_size(bad)
 
 
 def test_defaults_and_sections() -> None:

@@ -20,12 +20,13 @@ from ...util.clock import now_msec
 from ...util.ids import HASH_LEN
 from .errors import AdminError, bad_request
 
-_HEX = re.compile(r"^[0-9a-fA-F]{1,64}$")
+# fullmatch: "$" would also let a final newline through (bytes.fromhex then fails).
+_HEX = re.compile(r"[0-9a-fA-F]{1,64}")
 _MAX_REFS = 10_000
 
 
 def _full_hash(s: Any) -> bytes:
-    if not isinstance(s, str) or len(s) != 64 or not _HEX.match(s):
+    if not isinstance(s, str) or len(s) != 64 or not _HEX.fullmatch(s):
         raise bad_request("block hashes must be 64 hex digits")
     return bytes.fromhex(s)
 
@@ -33,7 +34,7 @@ def _full_hash(s: Any) -> bytes:
 def find_block(g: Garage, prefix: str) -> bytes:
     """A block hash from its full hex form or an unambiguous prefix of it, among the blocks
     this node has a refcount or resync error for."""
-    if not isinstance(prefix, str) or not _HEX.match(prefix):
+    if not isinstance(prefix, str) or not _HEX.fullmatch(prefix):
         raise bad_request("blockHash must be hex (a hash or a prefix of one)")
     prefix = prefix.lower()
     if len(prefix) == 64:

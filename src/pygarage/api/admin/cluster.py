@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from ...model.garage import Garage
@@ -11,10 +10,10 @@ from ...net.peer import RpcError
 from ...rpc.layout.history import LayoutHistory
 from ...rpc.layout.version import MAXIMUM, LayoutError, NodeRole, ZoneRedundancy
 from ...rpc.system import VERSION
+from ...util.ids import is_node_id
 from ...util.peer_addr import PeerAddrError
 from .errors import bad_request
 
-_NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 MIN_CAPACITY = 1024  # Garage refuses smaller capacities: the partition size would be tiny
 
 
@@ -120,7 +119,7 @@ def _parse_role_change(r: Any) -> tuple[str, NodeRole | None]:
     if not isinstance(r, dict):
         raise bad_request("Invalid layout change: each role change is an object")
     node = r.get("id")
-    if not isinstance(node, str) or not _NODE_ID.match(node):
+    if not is_node_id(node):
         raise bad_request("Invalid node identifier: expected 64 lowercase hex digits")
     if r.get("remove") is True and set(r) <= {"id", "remove"}:
         return node, None

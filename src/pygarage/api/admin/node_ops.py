@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,9 +15,8 @@ from ...model.snapshot import SnapshotBusy, async_snapshot_metadata
 from ...net.peer import RpcError
 from ...rpc.system import VERSION
 from ...util.background import VarError, WorkerInfo, WorkerState
+from ...util.ids import is_node_id
 from .errors import AdminError, bad_request
-
-_NODE_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def node_statistics(g: Garage) -> dict[str, Any]:
@@ -201,7 +199,7 @@ async def multi(g: Garage, endpoint: str, query: dict[str, str], body: Any,
         targets = [me]
     elif target == "*":
         targets = [n["id"] for n in g.system.known_nodes()]
-    elif _NODE_ID.match(target):
+    elif is_node_id(target):
         targets = [target]
     else:
         raise bad_request('node must be "self", "*" or a full node id (64 hex digits)')
