@@ -3,7 +3,9 @@ newline (which a regex ending in "$" lets through), a blank, another script's di
 empty string, 5,000 digits. Each is refused with a message naming what is wrong (a 400, or
 this node's error in a multi-node answer), nothing is staged or changed, and the server
 logs no traceback. (A final newline used to be staged as a layout role, and a block hash
-with one answered 500.)"""
+with one answered 500.) Also bodies that are not JSON as the RFC has it (a lone surrogate
+escape created a key and answered 500) and a capacity too large to store (staged, then
+every save of the layout failed)."""
 
 from __future__ import annotations
 
@@ -94,3 +96,39 @@ def test_node_id_of_a_peer_to_connect(node: GarageNode) -> None:
     assert status == 200, body
     assert [r["success"] for r in body] == [False, False]
     assert all("invalid node address" in r["error"] for r in body), body
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"name": "\\ud800"}',  # a lone surrogate escape: no store or UTF-8 output takes it
+    b'{"name": "ok", "\\udcff": 1}',
+    b'{"name": NaN}', b'{"name": "ok", "allow": {"createBucket": Infinity}}',
+    b'{"name": "\xff"}',  # not UTF-8
+    b"[" * 100_000 + b"]" * 100_000,
+])
+def test_bodies_that_are_not_json_as_the_rfc_has_it(node: GarageNode, raw: bytes) -> None:
+    keys = call(node, "ListKeys")[1]
+    conn = http.client.HTTPConnection(node.host, node.admin_port, timeout=30)
+    try:
+        conn.request("POST", "/v2/CreateKey", body=raw,
+                     headers={"Authorization": f"Bearer {node.admin_token}"})
+        r = conn.getresponse()
+        answer = json.loads(r.read())
+    finally:
+        conn.close()
+    assert r.status == 400 and answer["message"] == "body is not valid JSON", answer
+    assert call(node, "ListKeys")[1] == keys  # no key created (it was, then a 500)
+
+
+@pytest.mark.parametrize("capacity", [2**64, 10**300])
+def test_a_capacity_too_large_to_store_is_refused(node: GarageNode, capacity: int) -> None:
+    """It was staged in memory, then the save failed (500), and every later save too."""
+    me = next(iter(call(node, "GetNodeInfo", "node=self")[1]["success"]))
+    before = call(node, "GetClusterLayout")[1]
+    status, body = call(node, "UpdateClusterLayout", body={
+        "roles": [{"id": me, "zone": "z1", "capacity": capacity, "tags": []}]})
+    assert status == 400 and "at most 18446744073709551615" in body["message"], body
+    assert call(node, "GetClusterLayout")[1] == before
+    largest = {"id": me, "zone": "z1", "capacity": 2**64 - 1, "tags": []}
+    status, body = call(node, "UpdateClusterLayout", body={"roles": [largest]})
+    assert status == 200 and body["stagedRoleChanges"] == [largest], body
+    assert call(node, "RevertClusterLayout", body={})[0] == 200

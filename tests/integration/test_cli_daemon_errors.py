@@ -1,7 +1,10 @@
 """CLI commands run against the real daemon that must fail plainly: `node connect` to a peer
-that cannot be reached or is not the one named."""
+that cannot be reached or is not the one named; arguments that are not UTF-8."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -44,3 +47,22 @@ def node_secret(node: GarageNode) -> str:
         if line.startswith("rpc_secret"):
             return line.split('"')[1]
     raise AssertionError("no rpc_secret")
+
+
+@pytest.mark.parametrize("args", [
+    [b"key", b"create", b"\xff\xfe"],
+    [b"bucket", b"create", b"b\xffx"],
+    [b"key", b"rename", b"{key}", b"caf\xe9"],  # Latin-1, not UTF-8
+])
+def test_arguments_that_are_not_utf8_are_refused_plainly(node: GarageNode,
+                                                          args: list[bytes]) -> None:
+    """Python keeps such bytes as lone surrogates, which nothing can store: the CLI used to
+    die in msgpack with a traceback. Refused before anything is sent, as Garage does."""
+    key_id = node.create_key("utf8-test")[0].encode()
+    args = [key_id if a == b"{key}" else a for a in args]
+    keys = node.admin("ListKeys")
+    r = subprocess.run([sys.executable, "-m", "pygarage", "-c", str(node.config_path).encode(),
+                        *args], capture_output=True, timeout=60)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.strip() == b"Error: an argument is not valid UTF-8 text", r.stderr
+    assert node.admin("ListKeys") == keys

@@ -67,6 +67,10 @@ class AdminClient:
     def rpc(self, path: str, body: Any) -> Any:
         try:
             return self._link.call(path, body)
+        except UnicodeEncodeError:
+            # A byte that is not UTF-8 in an argument (Python keeps it as a lone surrogate):
+            # refused before anything is sent, as Garage refuses such arguments.
+            raise AdminCallError("an argument is not valid UTF-8 text") from None
         except RemoteError as e:
             raise AdminCallError(str(e)) from None
         except LinkError as e:

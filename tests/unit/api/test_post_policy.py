@@ -79,6 +79,13 @@ def test_expiration() -> None:
                      b' 1]]}').decode(),
     base64.b64encode(b'{"expiration": "2030-01-01", "conditions": [42]}').decode(),
     base64.b64encode(b'{"expiration": "2030-01-01", "conditions": [[]]}').decode(),
+    # Not JSON as the RFC has it (Python's json takes these), and nesting past the parser.
+    base64.b64encode(b'{"expiration": "2030-01-01", "conditions": [["eq", "$a", NaN]]}').decode(),
+    base64.b64encode(b'{"expiration": "2030-01-01", "conditions": [["eq", "$a", "\\ud800"]]}'
+                     ).decode(),
+    base64.b64encode(b'{"expiration": "2030-01-01", "conditions": ' + b"[" * 100_000
+                     + b"]" * 100_000 + b"}").decode(),
+    base64.b64encode(b'{"expiration": "2030-01-01", "conditions": []}\xff').decode(),
 ])
 def test_invalid_documents(raw: str) -> None:
     with pytest.raises(errors.S3Error) as e:

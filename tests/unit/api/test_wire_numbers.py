@@ -12,6 +12,7 @@ from pygarage.api.common.wire import (
     parse_part_number,
     parse_uint,
     printable,
+    strict_json,
 )
 
 # What Python's int()/isdigit() let through or choke on, and what a header/query may carry.
@@ -72,3 +73,17 @@ def test_header_value_refused(value: str, what: str) -> None:
 def test_printable_escapes_only_what_xml_and_headers_cannot_carry() -> None:
     assert printable("caf\u00e9 \u4e2d\ttab") == "caf\u00e9 \u4e2d\ttab"
     assert printable("a\udcffb\x1bc\r\nd\x7f\x00") == "a\\udcffb\\x1bc\\r\\nd\\x7f\\x00"
+
+
+def test_strict_json() -> None:
+    assert strict_json(b'{"a": [1, "\\u00e9t\\u00e9", {"b": null}], "\\u00e9": true}') == \
+        {"a": [1, "\u00e9t\u00e9", {"b": None}], "\u00e9": True}
+    # Lone surrogates (in a value or a key), NaN and Infinity (Python's json takes them),
+    # bytes that are not UTF-8, nesting past the parser.
+    for raw in (b'"\\ud800"', b'{"\\udcff": 1}', b'["ok", ["\\udfff"]]', b"NaN",
+                b'{"a": -Infinity}', b"[Infinity]", b'"\xff"', b"{", b""):
+        with pytest.raises(ValueError):
+            strict_json(raw)
+    with pytest.raises(RecursionError):
+        strict_json(b"[" * 100_000 + b"]" * 100_000)
+    assert strict_json(b'"\\ud83d\\ude00"') == "\U0001f600"  # a pair is one character

@@ -18,6 +18,7 @@ from ...util.errors import GarageError
 from ...util.logsafe import logsafe
 from ...util.metrics import REGISTRY
 from ..common.domains import host_to_bucket
+from ..common.wire import strict_json
 from .cluster import get_cluster_health
 from .errors import AdminError
 from .router import admin_call
@@ -141,7 +142,7 @@ class AdminApiServer:
             query = dict(parse_qsl(request.query_string, keep_blank_values=True))
             raw = await _read_body(request)
             try:
-                body = json.loads(raw) if raw else None
+                body = strict_json(raw) if raw else None
             except (ValueError, RecursionError):  # not UTF-8, not JSON, or absurdly nested
                 raise AdminError(400, "InvalidRequest", "body is not valid JSON") from None
             return _json(await admin_call(self.garage, endpoint, query, body))

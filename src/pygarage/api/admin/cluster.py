@@ -15,6 +15,7 @@ from ...util.peer_addr import PeerAddrError
 from .errors import bad_request
 
 MIN_CAPACITY = 1024  # Garage refuses smaller capacities: the partition size would be tiny
+MAX_CAPACITY = 2**64 - 1
 
 
 def _zr_json(zr: ZoneRedundancy) -> Any:
@@ -131,6 +132,9 @@ def _parse_role_change(r: Any) -> tuple[str, NodeRole | None]:
         raise bad_request("Invalid layout change: capacity must be a number of bytes or null")
     if cap is not None and cap < MIN_CAPACITY:
         raise bad_request("Capacity should be at least 1K (1024)")
+    if cap is not None and cap > MAX_CAPACITY:
+        # Stored and gossiped as a u64 (as by Garage): a larger one could not be saved.
+        raise bad_request(f"Capacity should be at most {MAX_CAPACITY} bytes")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad_request("Invalid layout change: tags must be a list of strings")
     return node, NodeRole(zone, cap, tuple(tags))

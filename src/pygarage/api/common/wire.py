@@ -13,7 +13,9 @@ stored or echoed goes through check_header_value first.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 from . import errors
 
@@ -69,3 +71,18 @@ def printable(text: str) -> str:
     \\udcff): for client input quoted in error messages, which must stay valid XML."""
     return _UNSENDABLE.sub(lambda m: m.group().encode("unicode_escape",
                                                       "backslashreplace").decode(), text)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(raw: bytes) -> Any:
+    """A JSON document as the JSON RFC has it, as Garage's parser reads it: UTF-8, no NaN or
+    Infinity (Python's json takes them), no lone surrogate escape such as "\\ud800" (a
+    string no store or UTF-8 output can take: a 500 deep in a handler). ValueError for
+    anything else, RecursionError for absurd nesting."""
+    doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    # One encoding of the whole document meets every string, keys included.
+    json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    return doc

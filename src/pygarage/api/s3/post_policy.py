@@ -26,6 +26,7 @@ from ..common.signature.sigv4 import (
     signatures_equal,
     signing_key,
 )
+from ..common.wire import strict_json
 
 # Fields that no condition has to cover (AWS's list).
 EXEMPT = {"policy", "x-amz-signature", "file"}
@@ -58,8 +59,8 @@ class Policy:
 def decode_policy(policy_b64: str) -> Policy:
     try:
         raw = base64.b64decode(policy_b64.encode("ascii"), validate=True)
-        doc = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, UnicodeError, ValueError):
+        doc = strict_json(raw)
+    except (binascii.Error, ValueError, RecursionError):  # UnicodeError is a ValueError
         raise _invalid("Invalid JSON.") from None
     if not isinstance(doc, dict):
         raise _invalid("Invalid JSON.")
