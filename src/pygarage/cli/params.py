@@ -49,7 +49,7 @@ class OptionalCountParam(click.ParamType):
         if text == "none":
             return None
         # ASCII only: isdigit() also accepts "\u00b2" (int() then raises) and int() reads
-        # other scripts' digits; 19 digits and more exceed what the admin API takes (u64).
+        # other scripts' digits; more than 19 digits can exceed what the admin API takes (u64).
         if not (text.isascii() and text.isdigit()) or len(text) > 19:
             self.fail(f"expected a number or 'none', got {value!r}", param, ctx)
         return int(text)

@@ -223,7 +223,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     if raw.get("use_local_tz"):
         raise ConfigError("use_local_tz = true is not supported: lifecycle days are counted "
                           "in UTC (remove the key or set it to false)")
-    allow_wr = bool(raw.get("allow_world_readable_secrets")) or bool(
+    allow_wr = _bool(raw, "allow_world_readable_secrets", False) or bool(
         os.environ.get("GARAGE_ALLOW_WORLD_READABLE_SECRETS"))
 
     def req(key: str) -> Any:
@@ -231,9 +231,9 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
             raise ConfigError(f"missing required config key: {key}")
         return raw[key]
 
-    rf, mode = 1, str(raw.get("consistency_mode", "consistent"))
+    rf, mode = 1, _str(raw, "consistency_mode", "consistent")
     if "replication_factor" in raw:
-        rf = int(raw["replication_factor"])
+        rf = _int_in(raw, "replication_factor", 1, 1, 100)
     elif "replication_mode" in raw:
         legacy = _LEGACY_REPLICATION.get(str(raw["replication_mode"]))
         if legacy is None:
@@ -269,7 +269,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         if not any(not d.read_only for d in data_dirs):
             raise ConfigError("data_dir: at least one directory must be writable")
 
-    engine = str(raw.get("db_engine", "lmdb"))
+    engine = _str(raw, "db_engine", "lmdb")
     if engine not in ("lmdb", "sqlite"):
         raise ConfigError(f"db_engine must be 'lmdb' or 'sqlite', not {engine!r}")
 
@@ -277,10 +277,12 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     level: int | None
     if level_raw == "none":
         level = None
+    elif isinstance(level_raw, int) and not isinstance(level_raw, bool) \
+            and -99 <= level_raw <= 22:
+        level = level_raw
     else:
-        level = int(level_raw)
-        if not -99 <= level <= 22:
-            raise ConfigError("compression_level must be between -99 and 22, or 'none'")
+        raise ConfigError("compression_level must be an integer between -99 and 22, or "
+                          f"'none', not {level_raw!r}")
 
     ram_buffer_max = parse_size(raw.get("block_ram_buffer_max", "256MiB"))
     if ram_buffer_max < 1024:
@@ -306,49 +308,54 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     if s3raw is None:
         # Old single-section configs put s3_region at top level (quick start of Garage 0.x).
         s3raw = {k: raw[k] for k in ("s3_region", "api_bind_addr", "root_domain") if k in raw}
-    strict_region = s3raw.get("strict_region", False)
-    if not isinstance(strict_region, bool):
-        raise ConfigError("s3_api.strict_region must be true or false")
-    s3 = S3ApiConfig(s3_region=str(s3raw.get("s3_region", "garage")),
-                     api_bind_addr=s3raw.get("api_bind_addr"),
-                     root_domain=s3raw.get("root_domain"), strict_region=strict_region)
+    if not isinstance(s3raw, dict):
+        raise ConfigError("[s3_api] must be a section")
+    s3 = S3ApiConfig(s3_region=_str(s3raw, "s3_region", "garage", "s3_api."),
+                     api_bind_addr=_opt_addr(s3raw, "api_bind_addr", "s3_api."),
+                     root_domain=_opt_str(s3raw, "root_domain", "s3_api."),
+                     strict_region=_bool(s3raw, "strict_region", False, "s3_api."))
     web = None
     if raw.get("s3_web"):
         w = raw["s3_web"]
+        if not isinstance(w, dict) or "bind_addr" not in w:
+            raise ConfigError("[s3_web] must be a section with bind_addr")
         index = w.get("index", "index.html")
         if not isinstance(index, str) or not index or "/" in index:
             raise ConfigError("s3_web.index must be a file name without '/'")
-        web = WebConfig(bind_addr=str(w["bind_addr"]), root_domain=str(w.get("root_domain", "")),
-                        add_host_to_metrics=bool(w.get("add_host_to_metrics", False)),
+        web = WebConfig(bind_addr=_opt_addr(w, "bind_addr", "s3_web.") or "",
+                        root_domain=_str(w, "root_domain", "", "s3_web."),
+                        add_host_to_metrics=_bool(w, "add_host_to_metrics", False, "s3_web."),
                         index=index)
     adm = raw.get("admin", {})
+    if not isinstance(adm, dict):
+        raise ConfigError("[admin] must be a section")
     admin = AdminConfig(
-        api_bind_addr=adm.get("api_bind_addr"),
+        api_bind_addr=_opt_addr(adm, "api_bind_addr", "admin."),
         admin_token=_secret(adm, "admin_token", "GARAGE_ADMIN_TOKEN", allow_wr),
         metrics_token=_secret(adm, "metrics_token", "GARAGE_METRICS_TOKEN", allow_wr),
-        metrics_require_token=bool(adm.get("metrics_require_token", False)))
+        metrics_require_token=_bool(adm, "metrics_require_token", False, "admin."))
 
     return Config(
-        metadata_dir=Path(req("metadata_dir")),
+        metadata_dir=Path(_required_str(raw, "metadata_dir")),
         data_dirs=data_dirs,
         rpc_secret=secret,
-        rpc_bind_addr=str(req("rpc_bind_addr")),
+        rpc_bind_addr=_required_str(raw, "rpc_bind_addr"),
         replication_factor=rf,
         consistency_mode=mode,
         db_engine=engine,
-        metadata_fsync=bool(raw.get("metadata_fsync", False)),
-        data_fsync=bool(raw.get("data_fsync", False)),
+        metadata_fsync=_bool(raw, "metadata_fsync", False),
+        data_fsync=_bool(raw, "data_fsync", False),
         block_size=block_size,
         block_ram_buffer_max=ram_buffer_max,
         compression_level=level,
         lmdb_map_size=parse_size(raw.get("lmdb_map_size", 1 << 40)),
-        rpc_public_addr=raw.get("rpc_public_addr") or None,
+        rpc_public_addr=_opt_addr(raw, "rpc_public_addr"),
         rpc_bind_outgoing=bind_outgoing,
-        rpc_timeout_msec=int(raw.get("rpc_timeout_msec", 300_000)),
-        rpc_ping_timeout_msec=int(raw.get("rpc_ping_timeout_msec", 10_000)),
+        rpc_timeout_msec=_int_in(raw, "rpc_timeout_msec", 300_000, 100, 86_400_000),
+        rpc_ping_timeout_msec=_int_in(raw, "rpc_ping_timeout_msec", 10_000, 100, 3_600_000),
         bootstrap_peers=_bootstrap_peers(raw.get("bootstrap_peers", [])),
-        allow_punycode=bool(raw.get("allow_punycode", False)),
-        disable_scrub=bool(raw.get("disable_scrub", False)),
+        allow_punycode=_bool(raw, "allow_punycode", False),
+        disable_scrub=_bool(raw, "disable_scrub", False),
         metadata_snapshots_dir=Path(snap_dir) if snap_dir else None,
         metadata_auto_snapshot_interval=auto_snap,
         http_max_connections=max_conns,
@@ -390,6 +397,47 @@ def _auto_snapshot_interval(v: Any) -> int | None:
     if secs < MIN_AUTO_SNAPSHOT_SECS:
         raise ConfigError("metadata_auto_snapshot_interval is too small: at least 10 minutes")
     return secs
+
+
+def _bool(raw: dict[str, Any], key: str, default: bool, where: str = "") -> bool:
+    """A TOML boolean: a string such as "false" is refused, not read as true."""
+    v = raw.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where}{key} must be true or false, not {v!r}")
+    return v
+
+
+def _opt_str(raw: dict[str, Any], key: str, where: str = "") -> str | None:
+    """A TOML string, None when absent: a number or list is refused, not turned into its
+    text."""
+    v = raw.get(key)
+    if v is not None and not isinstance(v, str):
+        raise ConfigError(f"{where}{key} must be a string, not {v!r}")
+    return v
+
+
+def _opt_addr(raw: dict[str, Any], key: str, where: str = "") -> str | None:
+    """An optional address: absent means "not at all"; an empty one is refused (it would
+    have silently meant the same)."""
+    v = _opt_str(raw, key, where)
+    if v == "":
+        raise ConfigError(f"{where}{key} must be an address such as \"[::]:3900\" (remove "
+                          "the key rather than leave it empty)")
+    return v
+
+
+def _str(raw: dict[str, Any], key: str, default: str, where: str = "") -> str:
+    v = _opt_str(raw, key, where)
+    return default if v is None else v
+
+
+def _required_str(raw: dict[str, Any], key: str) -> str:
+    if key not in raw:
+        raise ConfigError(f"missing required config key: {key}")
+    v = _opt_str(raw, key)
+    if not v:
+        raise ConfigError(f"{key} must not be empty")
+    return v
 
 
 def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

@@ -12,6 +12,7 @@ from .config import ConfigError, split_host_port
 
 log = logging.getLogger(__name__)
 
+
 class PeerAddrError(ValueError):
     pass
 

@@ -92,3 +92,45 @@ def test_unknown_and_sled_keys_are_each_warned_once(caplog: pytest.LogCaptureFix
     assert msgs.count("config: sled_cache_capacity ignored: sled is not a db engine "
                       "of pygarage") == 1
     assert len(msgs) == 2, msgs
+
+
+# Each key with values of the wrong type or out of range: a ConfigError naming the key (a
+# person can fix it), never a traceback at startup and never a silent reading such as
+# bool("false") == True.
+WRONG = ["", "false", "9" * 5000, -1, 2**64, 1.5, float("inf"), float("nan"), [], {}, None]
+
+
+@pytest.mark.parametrize(("section", "key", "good"), [
+    ("", "replication_factor", 3), ("", "compression_level", 3), ("", "rpc_timeout_msec", 1000),
+    ("", "rpc_ping_timeout_msec", 1000), ("", "metadata_fsync", True), ("", "data_fsync", True),
+    ("", "allow_punycode", True), ("", "disable_scrub", True),
+    ("", "allow_world_readable_secrets", True), ("", "metadata_dir", "/meta"),
+    ("", "rpc_bind_addr", "[::]:3901"), ("", "rpc_public_addr", "10.0.0.1:3901"),
+    ("", "db_engine", "sqlite"), ("", "consistency_mode", "degraded"),
+    ("s3_api", "s3_region", "eu"), ("s3_api", "api_bind_addr", "[::]:3900"),
+    ("s3_api", "root_domain", ".s3"), ("s3_api", "strict_region", True),
+    ("s3_web", "root_domain", ".web"), ("s3_web", "add_host_to_metrics", True),
+    ("s3_web", "bind_addr", "[::]:3902"),
+    ("admin", "api_bind_addr", "[::]:3903"), ("admin", "metrics_require_token", True),
+])
+def test_wrong_types_are_config_errors(section: str, key: str, good: object) -> None:
+    def config(value: object) -> dict[str, object]:
+        raw: dict[str, object] = dict(BASE, s3_web={"bind_addr": "[::]:3902"})
+        if section:
+            raw[section] = dict(raw.get(section) or {}, **{key: value})  # type: ignore[arg-type]
+        else:
+            raw[key] = value
+        return raw
+
+    config_from_dict(config(good))
+    for bad in WRONG:
+        if bad is None and key not in ("metadata_dir", "rpc_bind_addr"):
+            continue  # absent: the default
+        if isinstance(bad, str) and not isinstance(good, bool | int) and bad != "":
+            continue  # any string is a string
+        if bad == "" and key in ("s3_region", "root_domain"):
+            continue  # a string (an empty root domain: no vhost-style buckets)
+        if key == "compression_level" and bad == -1:
+            continue  # a valid level (zstd's fast levels are negative)
+        with pytest.raises(ConfigError, match=key):
+            config_from_dict(config(bad))
