@@ -390,6 +390,11 @@ def test_web_metrics(tmp_path: Any) -> None:
     b"GET http://evil/x HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
     b"BREW / HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
     b"OPTIONS / HTTP/1.1\r\nHost: x.web.garage.localhost\r\n\r\n",
+    # A byte that is not UTF-8 quoted in the error page was a 500 (it could not be encoded).
+    b"OPTIONS / HTTP/1.1\r\nHost: x.web.garage.localhost\r\nOrigin: https://a.example\r\n"
+    b"Access-Control-Request-Method: \xff\r\n\r\n",
+    b"OPTIONS / HTTP/1.1\r\nHost: x.web.garage.localhost\r\nOrigin: \xff\r\n"
+    b"Access-Control-Request-Method: G\xe9T\r\nAccess-Control-Request-Headers: \xfe\r\n\r\n",
 ])
 def test_hostile_requests_never_500(node: GarageNode, s3: Any, bucket: str,
                                     request_bytes: bytes) -> None:

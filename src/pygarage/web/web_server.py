@@ -15,6 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..api.common import errors
 from ..api.common.http import cut_connection
+from ..api.common.wire import printable
 from ..api.s3 import cors, get
 from ..model.bucket_table import Bucket
 from ..model.garage import Garage
@@ -215,6 +216,8 @@ def _text(status: int, text: str, headers: dict[str, str], method: str) -> web.R
     """Errors are pages for people (as Garage's), not S3 XML."""
     if method == "HEAD":
         return web.Response(status=status, headers=headers)
-    body = f"<!doctype html>\n<title>{status}</title>\n<p>{html.escape(text)}</p>\n"
+    # Messages may quote client input: a byte that is not UTF-8 (a lone surrogate here)
+    # could not be encoded, a 500 instead of the error meant.
+    body = f"<!doctype html>\n<title>{status}</title>\n<p>{html.escape(printable(text))}</p>\n"
     return web.Response(status=status, text=body, headers=headers, content_type="text/html",
                         charset="utf-8")
