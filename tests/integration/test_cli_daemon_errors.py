@@ -66,3 +66,25 @@ def test_arguments_that_are_not_utf8_are_refused_plainly(node: GarageNode,
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert r.stderr.strip() == b"Error: an argument is not valid UTF-8 text", r.stderr
     assert node.admin("ListKeys") == keys
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # msgpack carries integers up to 2^64-1: a larger one died in the CLI with a traceback.
+    (["bucket", "set-quotas", "{bucket}", "--max-size", str(2**64)], "out of range"),
+    (["layout", "apply", "--version", str(2**64)], "out of range"),
+    (["worker", "info", str(2**64)], "out of range"),
+    (["json-api", "GetWorkerInfo", '{"id": 18446744073709551616}'], "out of range"),
+    # json-api reads its payload as the daemon reads bodies.
+    (["json-api", "GetBucketInfo", '{"search": ' + "9" * 5000 + "}"], "Invalid JSON payload"),
+    (["json-api", "CreateKey", '{"name": NaN}'], "Invalid JSON payload"),
+    (["json-api", "CreateKey", '{"name": "\\ud800"}'], "Invalid JSON payload"),
+])
+def test_values_the_daemon_cannot_take_are_refused_plainly(node: GarageNode, args: list[str],
+                                                           message: str) -> None:
+    bucket = f"quota-{len(args)}-{abs(hash(tuple(args))) % 10**6}"
+    node.create_bucket(bucket, node.create_key("q")[0])
+    keys = node.admin("ListKeys")
+    r = node.cli(*[bucket if a == "{bucket}" else a for a in args], check=False)
+    assert r.returncode == 1 and message in r.stderr, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert node.admin("ListKeys") == keys

@@ -71,6 +71,11 @@ class AdminClient:
             # A byte that is not UTF-8 in an argument (Python keeps it as a lone surrogate):
             # refused before anything is sent, as Garage refuses such arguments.
             raise AdminCallError("an argument is not valid UTF-8 text") from None
+        except OverflowError:
+            # msgpack carries integers from -2^63 to 2^64-1 (Garage's i64/u64): refused
+            # before anything is sent.
+            raise AdminCallError("a number in the arguments is out of range "
+                                 "(at most 18446744073709551615)") from None
         except RemoteError as e:
             raise AdminCallError(str(e)) from None
         except LinkError as e:

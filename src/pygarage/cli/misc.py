@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from pygarage.api.common.wire import strict_json
 from pygarage.cli.state import call_multi, client
 
 __all__ = ["json_api", "split_payload", "stats"]
@@ -109,8 +110,10 @@ def json_api(ctx: click.Context, endpoint: str, payload: str | None) -> None:
     """
     text = click.get_text_stream("stdin").read() if payload == "-" else payload
     try:
-        parsed = json.loads(text) if text and text.strip() else None
-    except json.JSONDecodeError as e:
+        # As the daemon's HTTP API reads bodies: no NaN, no lone surrogate, bounded digits.
+        parsed = strict_json(text.encode("utf-8", "surrogateescape")) \
+            if text and text.strip() else None
+    except (ValueError, RecursionError) as e:
         raise click.ClickException(f"Invalid JSON payload: {e}") from None
     query, body = split_payload(endpoint, parsed)
     res = client(ctx).call(endpoint, query=query, body=body)
