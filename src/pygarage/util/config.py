@@ -32,14 +32,14 @@ _SIZE_MAX_DIGITS = 24  # far beyond any disk; a longer number is a mistake, not 
 def parse_size(value: int | str) -> int:
     """'1M' -> 1_000_000, '1MiB' -> 1_048_576, 42 -> 42."""
     if isinstance(value, bool):
-        raise ConfigError(f"invalid size: {value!r}")
+        raise ConfigError(f"invalid size: {_shown(value)}")
     if isinstance(value, int):
         return value
     m = _SIZE_RE.fullmatch(str(value))
     if m and len(m.group(1)) > _SIZE_MAX_DIGITS:
         raise ConfigError(f"invalid size: {str(value)[:40]!r}...: too large")
     if not m:
-        raise ConfigError(f"invalid size: {value!r} (examples: 1048576, '1M', '1MiB', '10G')")
+        raise ConfigError(f"invalid size: {_shown(value)} (examples: 1048576, '1M', '1MiB', '10G')")
     number, unit, binary = m.groups()
     power = "kmgtp".find(unit.lower()) + 1 if unit else 0
     base = 1024 if binary else 1000
@@ -237,14 +237,14 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     elif "replication_mode" in raw:
         legacy = _LEGACY_REPLICATION.get(str(raw["replication_mode"]))
         if legacy is None:
-            raise ConfigError(f"invalid replication_mode: {raw['replication_mode']!r}")
+            raise ConfigError(f"invalid replication_mode: {_shown(raw['replication_mode'])}")
         rf, mode = legacy
     else:
         raise ConfigError("missing required config key: replication_factor")
     if rf < 1:
         raise ConfigError("replication_factor must be >= 1")
     if mode not in ("consistent", "degraded", "dangerous"):
-        raise ConfigError(f"invalid consistency_mode: {mode!r}")
+        raise ConfigError(f"invalid consistency_mode: {_shown(mode)}")
 
     secret_hex = _secret(raw, "rpc_secret", "GARAGE_RPC_SECRET", allow_wr)
     if not secret_hex:
@@ -271,7 +271,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
 
     engine = _str(raw, "db_engine", "lmdb")
     if engine not in ("lmdb", "sqlite"):
-        raise ConfigError(f"db_engine must be 'lmdb' or 'sqlite', not {engine!r}")
+        raise ConfigError(f"db_engine must be 'lmdb' or 'sqlite', not {_shown(engine)}")
 
     level_raw = raw.get("compression_level", 1)
     level: int | None
@@ -282,7 +282,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         level = level_raw
     else:
         raise ConfigError("compression_level must be an integer between -99 and 22, or "
-                          f"'none', not {level_raw!r}")
+                          f"'none', not {_shown(level_raw)}")
 
     ram_buffer_max = parse_size(raw.get("block_ram_buffer_max", "256MiB"))
     if ram_buffer_max < 1024:
@@ -393,17 +393,23 @@ def _auto_snapshot_interval(v: Any) -> int | None:
         secs = -1
     if secs < 0:
         raise ConfigError("metadata_auto_snapshot_interval must be a duration such as "
-                          f"\"6h\" or \"1d\", not {v!r}")
+                          f"\"6h\" or \"1d\", not {_shown(v)}")
     if secs < MIN_AUTO_SNAPSHOT_SECS:
         raise ConfigError("metadata_auto_snapshot_interval is too small: at least 10 minutes")
     return secs
+
+
+def _shown(v: Any) -> str:
+    """A wrong value as quoted in an error: cut, so 5,000 digits make one readable line."""
+    text = repr(v)
+    return text if len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _bool(raw: dict[str, Any], key: str, default: bool, where: str = "") -> bool:
     """A TOML boolean: a string such as "false" is refused, not read as true."""
     v = raw.get(key, default)
     if not isinstance(v, bool):
-        raise ConfigError(f"{where}{key} must be true or false, not {v!r}")
+        raise ConfigError(f"{where}{key} must be true or false, not {_shown(v)}")
     return v
 
 
@@ -412,7 +418,7 @@ def _opt_str(raw: dict[str, Any], key: str, where: str = "") -> str | None:
     text."""
     v = raw.get(key)
     if v is not None and not isinstance(v, str):
-        raise ConfigError(f"{where}{key} must be a string, not {v!r}")
+        raise ConfigError(f"{where}{key} must be a string, not {_shown(v)}")
     return v
 
 
@@ -443,7 +449,7 @@ def _required_str(raw: dict[str, Any], key: str) -> str:
 def _int_in(raw: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
     v = raw.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{key} must be an integer between {lo} and {hi}, not {v!r}")
+        raise ConfigError(f"{key} must be an integer between {lo} and {hi}, not {_shown(v)}")
     return v
 
 
@@ -451,5 +457,5 @@ def split_host_port(addr: str) -> tuple[str, int]:
     """'[::]:3901' -> ('::', 3901); '127.0.0.1:3900' -> ('127.0.0.1', 3900)."""
     host, sep, port = addr.rpartition(":")
     if not sep or not (port.isascii() and port.isdigit()) or len(port) > 5:
-        raise ConfigError(f"invalid address {addr!r}: expected host:port")
+        raise ConfigError(f"invalid address {_shown(addr)}: expected host:port")
     return host.strip("[]") or "0.0.0.0", int(port)

@@ -132,5 +132,6 @@ def test_wrong_types_are_config_errors(section: str, key: str, good: object) -> 
             continue  # a string (an empty root domain: no vhost-style buckets)
         if key == "compression_level" and bad == -1:
             continue  # a valid level (zstd's fast levels are negative)
-        with pytest.raises(ConfigError, match=key):
+        with pytest.raises(ConfigError, match=key) as e:
             config_from_dict(config(bad))
+        assert len(str(e.value)) < 300  # one readable line, even for 5,000 digits
