@@ -37,7 +37,7 @@ def parse_size(value: int | str) -> int:
         return value
     m = _SIZE_RE.fullmatch(str(value))
     if m and len(m.group(1)) > _SIZE_MAX_DIGITS:
-        raise ConfigError(f"invalid size: {str(value)[:40]!r}...: too large")
+        raise ConfigError(f"invalid size: {_shown(value)}: too large")
     if not m:
         raise ConfigError(f"invalid size: {_shown(value)} (examples: 1048576, '1M', '1MiB', '10G')")
     number, unit, binary = m.groups()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 from typing import TypeGuard
 
 import blake3
@@ -48,6 +49,12 @@ def gen_secret() -> str:
 
 def is_key_id(s: str) -> bool:
     return len(s) == 26 and s.startswith("GK") and all(c in "0123456789abcdef" for c in s[2:])
+
+
+def is_hex(s: object, length: int) -> TypeGuard[str]:
+    """Exactly `length` hex digits, either case, nothing else (bytes.fromhex would also skip
+    whitespace, and a regex ending in "$" lets a final newline through)."""
+    return isinstance(s, str) and len(s) == length and all(c in string.hexdigits for c in s)
 
 
 def is_node_id(s: object) -> TypeGuard[str]:

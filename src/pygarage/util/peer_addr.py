@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import string
 
 from .config import ConfigError, split_host_port
+from .ids import is_hex
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ class PeerAddrError(ValueError):
 def parse_peer(text: str) -> tuple[bytes, str, int]:
     """'<id>@host:port' -> (id, host, port); PeerAddrError says what is wrong."""
     node, sep, hostport = text.strip().rpartition("@")
-    if not sep or not _is_hex_id(node):
+    if not sep or not is_hex(node, 64):  # either case, as Garage reads it
         raise PeerAddrError(f"invalid node address {text!r}: expected "
                             "<node id: 64 hex digits>@<host>:<port>")
     try:
@@ -31,11 +31,6 @@ def parse_peer(text: str) -> tuple[bytes, str, int]:
     if not 0 < port < 65536 or not hostport.rpartition(":")[0]:
         raise PeerAddrError(f"invalid node address {text!r}: bad host or port")
     return bytes.fromhex(node), host, port
-
-
-def _is_hex_id(node: str) -> bool:
-    # Either case, as Garage reads it; nothing else (bytes.fromhex would skip whitespace).
-    return len(node) == 64 and all(c in string.hexdigits for c in node)
 
 
 def format_addr(host: str, port: int) -> str:

@@ -17,7 +17,7 @@ from ...model.s3.version_table import Version
 from ...net.peer import RpcError
 from ...table.data import tree_key
 from ...util.clock import now_msec
-from ...util.ids import HASH_LEN
+from ...util.ids import HASH_LEN, is_hex
 from .errors import AdminError, bad_request
 
 # fullmatch: "$" would also let a final newline through (bytes.fromhex then fails).
@@ -26,7 +26,7 @@ _MAX_REFS = 10_000
 
 
 def _full_hash(s: Any) -> bytes:
-    if not isinstance(s, str) or len(s) != 64 or not _HEX.fullmatch(s):
+    if not is_hex(s, 64):
         raise bad_request("block hashes must be 64 hex digits")
     return bytes.fromhex(s)
 
