@@ -25,7 +25,7 @@ from .model.helpers.bucket import BucketHelper
 from .model.helpers.key import KeyHelper
 from .net.server import RpcError, RpcServer
 from .rpc.membership import Membership
-from .util import event_loop
+from .util import access_log, event_loop
 from .util.config import Config, load_config, split_host_port
 from .util.errors import GarageError, StartupError
 from .util.fdlimit import connection_cap, raise_nofile_limit
@@ -46,7 +46,7 @@ def setup_logging(default: str = "info") -> None:
         if word in spec.lower():
             level = lvl
             break
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    fmt = access_log.FORMAT
     # Nothing of these is in the format: skip finding them for every record (one access
     # line per request). The logging module documents _srcfile = None for this.
     logging._srcfile = None  # type: ignore[attr-defined]
@@ -54,8 +54,11 @@ def setup_logging(default: str = "info") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging.basicConfig(level=level, format=fmt)
-    for handler in logging.getLogger().handlers:
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
         handler.setFormatter(SafeFormatter(fmt))
+    if len(handlers) == 1 and isinstance(handlers[0], logging.StreamHandler):
+        access_log.install(handlers[0])
     if level > logging.DEBUG:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
 

@@ -55,13 +55,24 @@ class SafeFormatter(logging.Formatter):
         # (an access line per request).
         if datefmt is not None or self.datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.time_text(record.created)
+
+    def time_text(self, created: float) -> str:
+        """The default asctime of a record created at `created` (time.time())."""
+        second = int(created)
         if second != self._second:
             self._second_text = time.strftime(self.default_time_format,
-                                              self.converter(record.created))
+                                              self.converter(created))
             self._second = second
-        return f"{self._second_text},{int(record.msecs):03d}"
+        # As LogRecord computes msecs.
+        return f"{self._second_text},{int((created - second) * 1000):03d}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = _CONTROLS.sub(_escape, record.message)
+        record.message = escape_controls(record.message)
         return super().formatMessage(record)
+
+
+def escape_controls(message: str) -> str:
+    """The last line of defence: control characters escaped, backslashes left as they are
+    (values already escaped by logsafe() stay as they are)."""
+    return _CONTROLS.sub(_escape, message)

@@ -20,7 +20,7 @@ from ..api.s3 import cors, get
 from ..model.bucket_table import Bucket
 from ..model.garage import Garage
 from ..model.helpers.bucket import BucketHelper
-from ..util import metrics
+from ..util import access_log, metrics
 from ..util.errors import GarageError
 from ..util.logsafe import logsafe
 from .routing import (
@@ -81,8 +81,8 @@ class WebServer:
         metrics.web_duration.labels(method, host).observe(elapsed)
         if resp.status >= 400:
             metrics.web_errors.labels(method, str(resp.status), host).inc()
-        log.info("web %s %s %s -> %d (%.1f ms)", logsafe(request.host), logsafe(request.method),
-                 logsafe(request.path), resp.status, elapsed * 1000)
+        access_log.info(log, f"web {logsafe(request.host)} {logsafe(request.method)} "
+                             f"{logsafe(request.path)} -> {resp.status} ({elapsed * 1000:.1f} ms)")
         if not resp.prepared and request.body_exists and not request.content.is_eof():
             resp.force_close()  # a body nobody reads: the stream is out of sync
         return resp

@@ -65,3 +65,54 @@ def test_checksummer_small_bodies_hashed_in_pieces_give_the_same_digests(n: int)
     whole = ck.Checksummer(algos, md5=True, sha256_hex=True)
     whole._update(data)
     assert pieces.result() == whole.result()
+
+
+def test_access_log_line_is_what_logger_info_writes() -> None:
+    """access_log.info writes, on the handler setup_logging configured, exactly the line
+    Logger.info would; with any other handler or filter in the way, it is Logger.info."""
+    import io
+    import re
+
+    from pygarage.util import access_log
+
+    fmt = access_log.FORMAT
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(SafeFormatter(fmt))
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, access_log._direct)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    access_log.install(handler)
+    logger = logging.getLogger("pygarage.api.s3.test_access")
+    try:
+        msg = "GetObject GET /b/k\\x0a\x00\u2028 -> 200 (0.5 ms)"
+        access_log.info(logger, msg)
+        logger.info("%s", msg)
+        fast, slow = stream.getvalue().splitlines()
+        # The same line but for the clock's milliseconds between the two calls.
+        stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+        assert stamp.match(fast) and stamp.match(slow)
+        assert fast[24:] == slow[24:]
+        assert "\x00" not in fast and "\u2028" not in fast and "\\x0a" in fast
+        # Another handler (a test's capture, an embedding app): Logger.info reaches both.
+        other = io.StringIO()
+        root.addHandler(logging.StreamHandler(other))
+        access_log.info(logger, "second")
+        assert other.getvalue() == "second\n"
+        assert stream.getvalue().splitlines()[-1].endswith(": second")
+        root.handlers[:] = [handler]
+        # A filter on the logger is honoured (the fast path would skip it).
+        logger.addFilter(lambda record: False)
+        access_log.info(logger, "filtered")
+        assert "filtered" not in stream.getvalue()
+        logger.filters.clear()
+        # Below the level: nothing.
+        logger.setLevel(logging.WARNING)
+        access_log.info(logger, "quiet")
+        assert "quiet" not in stream.getvalue()
+    finally:
+        logger.setLevel(logging.NOTSET)
+        logger.filters.clear()
+        root.handlers[:], level, access_log._direct = saved
+        root.setLevel(level)

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from ...model.helpers.bucket import BucketHelper
 from ...model.helpers.errors import HelperError
 from ...model.key_table import Key
 from ...table.cache import EntryCache
-from ...util import metrics
+from ...util import access_log, metrics
 from ...util.errors import GarageError
 from ...util.logsafe import logsafe
 from ..common import errors
@@ -82,6 +83,8 @@ class S3ApiServer:
         self._rid_seq = itertools.count()
         self._keys = EntryCache(garage.key_table)
         self._aliases = EntryCache(garage.bucket_alias_table)
+        # Endpoint names are the router's: a bounded set.
+        self._endpoint_metrics: dict[str, tuple[Any, Any]] = {}
         self._buckets = EntryCache(garage.bucket_table)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -98,12 +101,16 @@ class S3ApiServer:
             cut_connection(request, error)
         elapsed = time.monotonic() - start
         name = info["name"]
-        metrics.api_requests.labels(name).inc()
-        metrics.api_duration.labels(name).observe(elapsed)
+        per_endpoint = self._endpoint_metrics.get(name)
+        if per_endpoint is None:  # labels() per request is a lock and a lookup each
+            per_endpoint = self._endpoint_metrics[name] = (
+                metrics.api_requests.labels(name), metrics.api_duration.labels(name))
+        per_endpoint[0].inc()
+        per_endpoint[1].observe(elapsed)
         if resp.status >= 400:
             metrics.api_errors.labels(name, str(resp.status)).inc()
-        log.info("%s %s %s -> %d (%.1f ms)", name, logsafe(request.method),
-                 logsafe(request.path), resp.status, elapsed * 1000)
+        access_log.info(log, f"{name} {logsafe(request.method)} {logsafe(request.path)} -> "
+                             f"{resp.status} ({elapsed * 1000:.1f} ms)")
         if not resp.prepared:
             resp.headers["x-amz-request-id"] = request_id
             if request.body_exists and not request.content.is_eof():
