@@ -82,3 +82,20 @@ def test_refcount_states() -> None:
     pending = RcEntry(0, 1000)  # unreferenced, delay not over
     assert pending.is_needed(999) and pending.is_deletable(1000) and not pending.absent
     assert decode_rc(None) == RcEntry()
+
+
+def test_pick_due_many_lets_a_short_batch_settle() -> None:
+    a, b, c = b"a" * 32, b"b" * 32, b"c" * 32
+    keys = [queue_key(10, a), queue_key(11, b), queue_key(16, c)]
+    # Two due, fewer than the limit, the first due for 2 ms only: none yet, look at 15.
+    assert pick_due_many(keys, set(), 12, 10, settle_ms=5) == ([], 15)
+    # Once the first has been due for settle_ms, all that are due go together.
+    assert pick_due_many(keys, set(), 15, 10, settle_ms=5) == ([keys[0], keys[1]], None)
+    assert pick_due_many(keys, set(), 20, 10, settle_ms=5) == (keys, None)
+    # A full batch does not wait.
+    assert pick_due_many(keys, set(), 12, 2, settle_ms=5) == ([keys[0], keys[1]], None)
+    # Busy blocks do not count: the first free one (b, due at 11) sets the time.
+    assert pick_due_many(keys, {a}, 12, 10, settle_ms=5) == ([], 16)
+    # Nothing due: the next due time, as without settling.
+    assert pick_due_many(keys, set(), 5, 10, settle_ms=5) == ([], 10)
+    assert pick_due_many([], set(), 5, 10, settle_ms=5) == ([], None)
