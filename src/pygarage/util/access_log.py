@@ -32,16 +32,18 @@ def info(logger: logging.Logger, msg: str) -> None:
         return
     h = _direct
     root = logging.root
-    # Only while nothing else would see the record: the root's one handler is ours, the
-    # logger has no handler or filter of its own (none of ours has; a test's might).
-    if h is None or root.handlers != [h] or root.filters or h.filters or logger.handlers \
-            or logger.filters or not logger.propagate or _has_handlers_between(logger):
+    fmt = h.formatter if h is not None else None
+    # Only while nothing else would see the record and the handler still formats as
+    # setup_logging made it: the root's one handler is ours, with our formatter, and no
+    # logger on the way has a handler or filter of its own (none of ours has; a test's may).
+    if h is None or root.handlers != [h] or not isinstance(fmt, SafeFormatter) \
+            or fmt._fmt != FORMAT or fmt.datefmt is not None or root.filters or h.filters \
+            or logger.handlers or logger.filters or not logger.propagate \
+            or _has_handlers_between(logger):
         logger.info("%s", msg)
         return
-    fmt = h.formatter
-    assert isinstance(fmt, SafeFormatter)
     now = time.time()
-    line = f"{fmt.time_text(now)} INFO {logger.name}: {escape_controls(msg)}\n"
+    line = f"{fmt.time_text(now)} INFO {logger.name}: {escape_controls(msg)}{h.terminator}"
     h.acquire()
     try:
         h.stream.write(line)

@@ -107,6 +107,11 @@ def test_access_log_line_is_what_logger_info_writes() -> None:
         access_log.info(logger, "filtered")
         assert "filtered" not in stream.getvalue()
         logger.filters.clear()
+        # Another formatter on our handler: Logger.info, formatted by it.
+        handler.setFormatter(logging.Formatter("%(levelname)s|%(message)s"))
+        access_log.info(logger, "plain")
+        assert stream.getvalue().splitlines()[-1] == "INFO|plain"
+        handler.setFormatter(SafeFormatter(fmt))
         # Below the level: nothing.
         logger.setLevel(logging.WARNING)
         access_log.info(logger, "quiet")
