@@ -226,11 +226,6 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     allow_wr = _bool(raw, "allow_world_readable_secrets", False) or bool(
         os.environ.get("GARAGE_ALLOW_WORLD_READABLE_SECRETS"))
 
-    def req(key: str) -> Any:
-        if key not in raw:
-            raise ConfigError(f"missing required config key: {key}")
-        return raw[key]
-
     rf, mode = 1, _str(raw, "consistency_mode", "consistent")
     if "replication_factor" in raw:
         rf = _int_in(raw, "replication_factor", 1, 1, 100)
@@ -241,8 +236,6 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         rf, mode = legacy
     else:
         raise ConfigError("missing required config key: replication_factor")
-    if rf < 1:
-        raise ConfigError("replication_factor must be >= 1")
     if mode not in ("consistent", "degraded", "dangerous"):
         raise ConfigError(f"invalid consistency_mode: {_shown(mode)}")
 
@@ -257,7 +250,7 @@ def config_from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise ConfigError("rpc_secret must be 32 bytes written as 64 hex digits "
                           "(generate one with: openssl rand -hex 32)")
 
-    dd = req("data_dir")
+    dd = _required(raw, "data_dir")
     if isinstance(dd, str):
         data_dirs: tuple[DataDir, ...] = (DataDir(Path(dd)),)
     else:
@@ -437,9 +430,14 @@ def _str(raw: dict[str, Any], key: str, default: str, where: str = "") -> str:
     return default if v is None else v
 
 
-def _required_str(raw: dict[str, Any], key: str) -> str:
+def _required(raw: dict[str, Any], key: str) -> Any:
     if key not in raw:
         raise ConfigError(f"missing required config key: {key}")
+    return raw[key]
+
+
+def _required_str(raw: dict[str, Any], key: str) -> str:
+    _required(raw, key)
     v = _opt_str(raw, key)
     if not v:
         raise ConfigError(f"{key} must not be empty")
