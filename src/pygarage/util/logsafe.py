@@ -55,17 +55,19 @@ class SafeFormatter(logging.Formatter):
         # (an access line per request).
         if datefmt is not None or self.datefmt is not None:
             return super().formatTime(record, datefmt)
-        return self.time_text(record.created)
+        return self.time_text(record.created, int(record.msecs))
 
-    def time_text(self, created: float) -> str:
-        """The default asctime of a record created at `created` (time.time())."""
+    def time_text(self, created: float, msecs: int | None = None) -> str:
+        """The default asctime of a record created at `created` (time.time()); msecs: the
+        record's own, else computed from `created` as Python 3.11's LogRecord does."""
         second = int(created)
         if second != self._second:
             self._second_text = time.strftime(self.default_time_format,
                                               self.converter(created))
             self._second = second
-        # As LogRecord computes msecs.
-        return f"{self._second_text},{int((created - second) * 1000):03d}"
+        if msecs is None:
+            msecs = int((created - second) * 1000)
+        return f"{self._second_text},{msecs:03d}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
