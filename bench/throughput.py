@@ -555,6 +555,43 @@ def summarize(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def cpu_summary(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per figure and server: CPU seconds the server spent per unit of work (ms per MiB for
+    large objects, ms per request for small ones) and the cores server and client kept busy
+    together, as ranges over the rounds. Tells a server that needs more CPU for the same
+    work from one that needs as much but can only use one core at a time (pygarage runs its
+    Python in one thread at a time; a Go server uses every core)."""
+    large_mib = int(res["options"]["large_mib"])
+    out = []
+    for figure, group, op, _unit in FIGURES:
+        per_server: dict[str, dict[str, list[float]]] = {}
+        for rnd in res["rounds"]:
+            for name, v in rnd[group].items():
+                ph = v[op]
+                if ph.get("server_cpu_s") is None:
+                    continue
+                work = large_mib if group == "large" else v["count"]
+                d = per_server.setdefault(name, {"cpu_ms": [], "cores": []})
+                d["cpu_ms"].append(1000 * ph["server_cpu_s"] / work)
+                d["cores"].append((ph["server_cpu_s"] + ph["client_cpu_s"]) / ph["seconds"])
+        out.append({"figure": figure, "unit": "ms/MiB" if group == "large" else "ms/request",
+                    "servers": {n: {"cpu_ms_min": round(min(d["cpu_ms"]), 3),
+                                    "cpu_ms_max": round(max(d["cpu_ms"]), 3),
+                                    "cores_min": round(min(d["cores"]), 2),
+                                    "cores_max": round(max(d["cores"]), 2)}
+                                for n, d in per_server.items()}})
+    return out
+
+
+def print_cpu_summary(rows: list[dict[str, Any]]) -> None:
+    print("server CPU per unit of work, and cores busy (server + client), over the rounds:")
+    for row in rows:
+        print(f"  {row['figure']:<16} " + "; ".join(
+            f"{n} {_rng(d['cpu_ms_min'], d['cpu_ms_max'], '.2f')} {row['unit']}, "
+            f"{_rng(d['cores_min'], d['cores_max'], '.2f')} cores"
+            for n, d in row["servers"].items()))
+
+
 def _rng(lo: float, hi: float, fmt: str) -> str:
     return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}-{hi:{fmt}}"
 
@@ -622,7 +659,9 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["summary"] = summarize(res)
+    res["cpu_summary"] = cpu_summary(res)
     print_table(res)
+    print_cpu_summary(res["cpu_summary"])
     save("throughput", res)
 
 
