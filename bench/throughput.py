@@ -452,10 +452,11 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         print(f"generating {args.large_mib} MiB of random data ...", flush=True)
         mm, mv = make_source(work / "source.bin", size)
-        payloads = [os.urandom(SMALL_SIZE) for _ in range(args.small_count)]
-
         for r in range(args.rounds):
             rnd: dict[str, Any] = {"large": {}, "small": {}}
+            # New contents every round: a content-addressed store (pygarage) would otherwise
+            # find every block of rounds 2+ already stored and write none.
+            payloads = [os.urandom(SMALL_SIZE) for _ in range(args.small_count)]
             print(f"round {r + 1}/{args.rounds}: machine limits ...", flush=True)
             rnd["limits"] = measure_limits(mv, size, node.root / "data",
                                            work / "source.bin")
