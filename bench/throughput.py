@@ -561,7 +561,8 @@ def cpu_summary(res: dict[str, Any]) -> list[dict[str, Any]]:
     large objects, ms per request for small ones) and the cores server and client kept busy
     together, as ranges over the rounds. Tells a server that needs more CPU for the same
     work from one that needs as much but can only use one core at a time (pygarage runs its
-    Python in one thread at a time; a Go server uses every core)."""
+    Python in one thread at a time; a Go server uses every core). For --cluster, the CPU is
+    node 1's alone."""
     large_mib = int(res["options"]["large_mib"])
     out = []
     for figure, group, op, _unit in FIGURES:
