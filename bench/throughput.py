@@ -281,7 +281,7 @@ def raw_get(url: URL, headers: dict[str, str], mv: memoryview, size: int) -> tup
             head += more
         status_headers, _, body = head.partition(b"\r\n\r\n")
         status, *header_lines = status_headers.decode("latin-1").split("\r\n")
-        if status.split(" ")[1] != "200":
+        if status.split(" ", 2)[1:2] != ["200"]:
             raise RuntimeError(f"raw GET: {status}")
         fields = {k.strip().lower(): v.strip() for k, _, v in
                   (h.partition(":") for h in header_lines)}
@@ -624,8 +624,8 @@ def cpu_summary(res: dict[str, Any]) -> list[dict[str, Any]]:
         per_server: dict[str, dict[str, list[float]]] = {}
         for rnd in res["rounds"]:
             for name, v in rnd[group].items():
-                ph = v[op]
-                if ph.get("server_cpu_s") is None:
+                ph = v.get(op)  # results of older runs have no get_raw
+                if ph is None or ph.get("server_cpu_s") is None:
                     continue
                 work = large_mib if group == "large" else v["count"]
                 d = per_server.setdefault(name, {"cpu_ms": [], "cores": []})
@@ -643,6 +643,8 @@ def cpu_summary(res: dict[str, Any]) -> list[dict[str, Any]]:
 def print_cpu_summary(rows: list[dict[str, Any]]) -> None:
     print("server CPU per unit of work, and cores busy (server + client), over the rounds:")
     for row in rows:
+        if not row["servers"]:
+            continue  # a figure the results predate
         print(f"  {row['figure']:<22} " + "; ".join(
             f"{n} {_rng(d['cpu_ms_min'], d['cpu_ms_max'], '.2f')} {row['unit']}, "
             f"{_rng(d['cores_min'], d['cores_max'], '.2f')} cores"
