@@ -20,6 +20,7 @@ from ..rpc.rpc_helper import RpcHelper
 from ..rpc.system import System
 from ..table.data import WriteRefused, tree_key
 from ..table.gc import TableGc
+from ..table.merkle_tree import MerkleUpdater
 from ..table.queue import InsertQueueWorker
 from ..table.replication import FullCopy, Sharded
 from ..table.sync import SyncTrackerHub, TableSyncer
@@ -180,6 +181,7 @@ class Garage:
     def spawn_workers(self) -> None:
         for t in self.tables:
             self.runner.spawn(InsertQueueWorker(t))
+            self.runner.spawn(MerkleUpdater(t.data.merkle))
         for i in range(MAX_RESYNC_WORKERS):  # beyond resync-worker-count: idle
             self.runner.spawn(ResyncWorker(i, self.block_manager.resync))
         self.runner.spawn(CounterPropagator(self.counters))
@@ -201,6 +203,8 @@ class Garage:
 
     async def shutdown(self) -> None:
         await self.runner.shutdown()
+        for t in self.tables:  # a clean stop leaves no Merkle record pending
+            await t.data.merkle.apply_pending()
         await self.block_manager.shutdown()
         # Queued writes commit, then the writer thread ends, before the db closes.
         await asyncio.to_thread(self.db.stop_writer)

@@ -52,7 +52,8 @@ class TableData(Generic[E]):
         # Bumped by every local write of an entry (before its commit): caches of decoded
         # entries (table/cache.py) are valid only while it stays the same.
         self.generation = 0
-        # Anti-entropy's view of the entries, updated in each entry's write transaction.
+        # Anti-entropy's view of the entries: updated, or its update recorded (on a running
+        # node, see merkle_tree.MerkleUpdater), in each entry's write transaction.
         self.merkle = TableMerkle(db, schema.name, self.store)
         self.merkle.ensure()
 
@@ -185,7 +186,7 @@ class TableData(Generic[E]):
     def remove_entry_tx(self, tx: Transaction, pk: bytes, sk: bytes,
                         expected: bytes | None = None) -> bool:
         """Drop an entry (tombstone GC), only if still stored as `expected` when given;
-        True if removed. The Merkle tree follows in the same transaction."""
+        True if removed. The Merkle tree follows (or its record) in the same transaction."""
         key = tree_key(pk, sk)
         raw = tx.get(self.store, key)
         if raw is None or (expected is not None and raw != expected):

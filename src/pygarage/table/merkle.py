@@ -249,6 +249,53 @@ def _update(store: NodeStore, part: bytes, path: bytes, depth: int, key: bytes,
     return _store(store, nk, raw)
 
 
+# -- many updates at once -----------------------------------------------------------------
+
+class OverlayStore:
+    """A NodeStore over another that reads each node from it once and writes each changed
+    node back once (flush): applied through it, a batch of updates sharing nodes (a
+    partition's root and upper levels) costs one read and one write of each shared node,
+    not one per update. The db operations, not the hashing, are most of an update's cost."""
+
+    def __init__(self, base: NodeStore):
+        self.base = base
+        self.nodes: dict[bytes, bytes | None] = {}  # None: deleted (or never there)
+        self.dirty: set[bytes] = set()
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self.nodes[key]
+        except KeyError:
+            raw = self.nodes[key] = self.base.get(key)
+            return raw
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.nodes[key] = value
+        self.dirty.add(key)
+
+    def delete(self, key: bytes) -> None:
+        self.nodes[key] = None
+        self.dirty.add(key)
+
+    def flush(self) -> None:
+        for key in sorted(self.dirty):  # key order: B-tree friendly
+            raw = self.nodes[key]
+            if raw is None:
+                self.base.delete(key)
+            else:
+                self.base.put(key, raw)
+        self.dirty.clear()
+
+
+def update_many(store: NodeStore, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+    """update() for each (table key, value hash or None), the same trie as one by one (the
+    trie's shape depends only on the final set of keys), through an OverlayStore."""
+    overlay = OverlayStore(store)
+    for key, vhash in items:
+        update(overlay, key, vhash)
+    overlay.flush()
+
+
 # -- build from scratch --------------------------------------------------------------------
 
 def build(store: NodeStore, partition: int, items: Iterable[tuple[bytes, bytes]]) -> bytes:

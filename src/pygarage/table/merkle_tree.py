@@ -1,12 +1,27 @@
 """One table's Merkle tries in the database: the "<table>:merkle" tree, kept in step with the
-entries (updated in each entry's own write transaction) and rebuilt once when missing."""
+entries and rebuilt once when missing.
+
+Two ways to keep it in step. Immediate (tables used directly: tests, offline tools): each
+entry's write transaction updates the trie. Deferred (a running node, see MerkleUpdater):
+the write transaction only records (table key -> new value hash) in "<table>:merkle_todo",
+and the updater applies those records in batches, as Garage's merkle_todo does. A write
+then costs one db insert instead of a path of node reads and writes, and a batch shares
+the reads and writes of the nodes its updates have in common (a bucket's objects all sit in
+one partition). The record is in the entry's own transaction, so a crash loses none; the
+stored trie lags the entries by the pending records, which a sync pass applies first
+(table/sync.py) and which the offline check counts in (matches_entries).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from ..db.base import Db, Transaction
+from ..db.writer import after_commit
+from ..util.background import WorkerState
 from . import merkle
 
 log = logging.getLogger(__name__)
@@ -14,6 +29,8 @@ log = logging.getLogger(__name__)
 STATE_TREE = "merkle:state"  # table name -> format of its complete Merkle tree
 FORMAT = b"1"
 _PAGE = 1000
+TODO_BATCH = 1000  # pending records applied per write transaction
+GATHER_S = 0.1  # the updater lets records gather this long: bigger batches share more nodes
 
 
 class TableMerkle:
@@ -22,13 +39,49 @@ class TableMerkle:
         self.table = table
         self.store = store  # the entries' tree
         self.tree = f"{table}:merkle"
+        self.todo = f"{table}:merkle_todo"
         db.open_tree(self.tree)
+        db.open_tree(self.todo)
         db.open_tree(STATE_TREE)
+        # Set by MerkleUpdater, which applies the records; without one, immediate updates.
+        self.deferred = False
+        self.on_todo: Callable[[], None] | None = None  # after a commit that recorded one
 
     def update_tx(self, tx: Transaction, key: bytes, encoded: bytes | None) -> None:
         """The entry at `key` is now stored as `encoded` (None: removed)."""
         vhash = None if encoded is None else merkle.value_hash(encoded)
+        if self.deferred:
+            tx.insert(self.todo, key, vhash or b"")  # the latest write's record wins
+            if self.on_todo is not None:
+                after_commit(self.on_todo)
+            return
         merkle.update(merkle.TxNodeStore(tx, self.tree), key, vhash)
+
+    # -- deferred updates
+
+    def apply_todo_tx(self, tx: Transaction, limit: int = TODO_BATCH) -> int:
+        """Apply up to `limit` pending records (in key order) to the trie and drop them, in
+        the caller's write transaction; -> how many. Records written after this transaction
+        stay for the next one."""
+        rows = tx.range(self.todo, None, None, limit)
+        if rows:
+            merkle.update_many(merkle.TxNodeStore(tx, self.tree),
+                               ((k, v or None) for k, v in rows))
+            for k, _v in rows:
+                tx.remove(self.todo, k)
+        return len(rows)
+
+    def pending(self) -> int:
+        return self.db.tree_len(self.todo)
+
+    async def apply_pending(self) -> int:
+        """Apply the records pending now (not the ones written meanwhile, which could go on
+        for ever under load); -> how many batches were written."""
+        batches = -(-self.pending() // TODO_BATCH)
+        for _ in range(batches):
+            if not await self.db.write(self.apply_todo_tx):
+                break
+        return batches
 
     def root_hash(self, partition: int) -> bytes:
         return self.db.read(lambda tx: merkle.root_hash(
@@ -67,8 +120,11 @@ class TableMerkle:
 
     def ensure(self) -> bool:
         """Build the tree from the entries if this database has none yet (written before
-        Merkle trees, or a rebuild interrupted by a crash); True if it did."""
+        Merkle trees, or a rebuild interrupted by a crash; True), else apply the records a
+        stopped node left pending: pending records exist only while an updater runs."""
         if self.is_complete():
+            while self.db.transaction(self.apply_todo_tx):
+                pass
             return False
         self.rebuild()
         return True
@@ -82,7 +138,8 @@ class TableMerkle:
         info = log.info if total else log.debug
         info("merkle rebuild of %s: %d entries", self.table, total)
         self.db.transaction(lambda tx: tx.remove(STATE_TREE, self.table.encode()))
-        self._clear()
+        self._clear(self.tree)
+        self._clear(self.todo)  # the rebuild reads every entry as it is now
         done = 0
         last_log = t0
         for p in range(merkle.N_PARTITIONS):
@@ -104,15 +161,15 @@ class TableMerkle:
         info("merkle rebuild of %s: done, %d entries in %.1f s", self.table, done,
              time.monotonic() - t0)
 
-    def _clear(self) -> None:
+    def _clear(self, tree: str) -> None:
         while True:
-            rows = self.db.range(self.tree, None, None, _PAGE)
+            rows = self.db.range(tree, None, None, _PAGE)
             if not rows:
                 return
 
             def rm(tx: Transaction, rows: list[tuple[bytes, bytes]] = rows) -> None:
                 for k, _v in rows:
-                    tx.remove(self.tree, k)
+                    tx.remove(tree, k)
             self.db.transaction(rm)
 
     def _partition_items(self, p: int) -> list[tuple[bytes, bytes]]:
@@ -130,15 +187,49 @@ class TableMerkle:
     # -- checking
 
     def matches_entries(self) -> list[int]:
-        """Partitions whose stored tree differs from one built from scratch from the
-        entries (empty when consistent): an offline check for tests and repairs."""
+        """Partitions whose stored tree, with the pending records applied (in memory),
+        differs from one built from scratch from the entries (empty when consistent): an
+        offline check for tests and repairs."""
+        todo: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for k, v in self.db.range(self.todo, None, None):
+            todo.setdefault(merkle.partition_of_key(k), []).append((k, v or None))
         bad = []
         for p in range(merkle.N_PARTITIONS):
             fresh = merkle.DictNodeStore()
             merkle.build(fresh, p, self._partition_items(p))
             lo = bytes([p])
             hi = bytes([p + 1]) if p < 255 else None
-            stored = dict(self.db.range(self.tree, lo, hi))
-            if stored != fresh.nodes:
+            stored = merkle.DictNodeStore()
+            stored.nodes = dict(self.db.range(self.tree, lo, hi))
+            merkle.update_many(stored, todo.get(p, []))
+            if stored.nodes != fresh.nodes:
                 bad.append(p)
         return bad
+
+
+class MerkleUpdater:
+    """Background worker of a running node: switches its table's tree to deferred updates
+    and applies the pending records in batches, a little after writes record them."""
+
+    def __init__(self, tm: TableMerkle):
+        self.merkle = tm
+        self.name = f"{tm.table} Merkle"
+        self._wake = asyncio.Event()
+        tm.on_todo = self._wake.set
+        tm.deferred = True
+        self.applied = 0
+
+    async def work(self) -> WorkerState:
+        n = await self.merkle.db.write(self.merkle.apply_todo_tx)
+        self.applied += n
+        # A full batch: more are waiting. Else wait for records to gather again.
+        return WorkerState.BUSY if n >= TODO_BATCH else WorkerState.IDLE
+
+    async def wait_for_work(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+        await asyncio.sleep(GATHER_S)
+
+    def status(self) -> dict[str, object]:
+        return {"queueLength": self.merkle.pending(),
+                "freeform": [f"Merkle records applied: {self.applied}"]}

@@ -329,6 +329,9 @@ class TableSyncer:
             return []
         me = self.system.node_id
         mark = self.catch_up.mark()
+        # What this node pushes comes from its tree: first the records of writes already
+        # made (a pass, or a catch-up, must not miss an entry whose record is pending).
+        await self.data.merkle.apply_pending()
         roots = dict(zip((sp.partition for sp in batch),
                          self.data.merkle.roots_of([sp.partition for sp in batch]),
                          strict=True))
@@ -373,6 +376,7 @@ class TableSyncer:
         ok: set[int] = set()
         if shared:
             todo = sorted(shared)
+            await self.data.merkle.apply_pending()  # as in _sync_batch
             roots = dict(zip(todo, self.data.merkle.roots_of(todo), strict=True))
             ok = await self._sync_with(node, todo, roots)
         if foreign:

@@ -32,12 +32,12 @@ def node_statistics(g: Garage) -> dict[str, Any]:
     lines = [f"Node ID: {g.system.node_id}", f"Hostname: {g.system.hostname}",
              f"Garage version: {VERSION}", f"Database engine: {g.db.engine}", "",
              "Table stats:",
-             # No MklTodo column: Merkle trees are updated in each write's transaction.
-             f"  {'Table':<18} {'Items':>10} {'MklItems':>10} {'InsQueue':>9} "
-             f"{'GcTodo':>7}"]
+             f"  {'Table':<18} {'Items':>10} {'MklItems':>10} {'MklTodo':>8} "
+             f"{'InsQueue':>9} {'GcTodo':>7}"]
     for t in tables:
         lines.append(f"  {t['tableName']:<18} {t['items']:>10} {t['merkleItems']:>10} "
-                     f"{t['insertQueueLen']:>9} {opt(t['gcQueueLen']):>7}")
+                     f"{t['merkleQueueLen']:>8} {t['insertQueueLen']:>9} "
+                     f"{opt(t['gcQueueLen']):>7}")
     lines += ["", "Block manager stats:",
               f"  number of RC entries (~= number of blocks): {blocks['rcEntries']}",
               f"  resync queue length: {opt(blocks['resyncQueueLen'])}",
@@ -58,8 +58,7 @@ def table_stats(g: Garage, t: Any) -> dict[str, Any]:
     db = g.db
     return {"tableName": t.name, "items": t.data.count(),
             "merkleItems": db.tree_len(t.data.merkle.tree),
-            # The Merkle tree is updated in each entry's own transaction: no queue.
-            "merkleQueueLen": 0,
+            "merkleQueueLen": t.data.merkle.pending(),
             "insertQueueLen": db.tree_len(t.data.insert_queue),
             "gcQueueLen": _gc_queue_len(g, t)}
 
