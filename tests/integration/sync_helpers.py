@@ -29,7 +29,9 @@ def contents(g: Garage, table: str) -> dict[bytes, bytes]:
 
 
 def roots(g: Garage, table: str) -> list[bytes]:
-    return next(t for t in g.tables if t.name == table).data.merkle.root_hashes()
+    """As they will be once the Merkle records pending now are applied: a node's updater
+    applies them a moment after each write (table/merkle_tree.py)."""
+    return next(t for t in g.tables if t.name == table).data.merkle.settled_root_hashes()
 
 
 def same_everywhere(c: InprocCluster, table: str) -> bool:

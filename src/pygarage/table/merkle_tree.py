@@ -190,22 +190,30 @@ class TableMerkle:
         """Partitions whose stored tree, with the pending records applied (in memory),
         differs from one built from scratch from the entries (empty when consistent): an
         offline check for tests and repairs."""
-        todo: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        for k, v in self.db.range(self.todo, None, None):
-            todo.setdefault(merkle.partition_of_key(k), []).append((k, v or None))
+        settled = self._settled_nodes()
         bad = []
         for p in range(merkle.N_PARTITIONS):
             fresh = merkle.DictNodeStore()
             merkle.build(fresh, p, self._partition_items(p))
-            lo = bytes([p])
-            hi = bytes([p + 1]) if p < 255 else None
-            stored = merkle.DictNodeStore()
-            stored.nodes = dict(self.db.range(self.tree, lo, hi))
-            merkle.update_many(stored, todo.get(p, []))
-            if stored.nodes != fresh.nodes:
+            mine = {k: v for k, v in settled.nodes.items() if k[0] == p}
+            if mine != fresh.nodes:
                 bad.append(p)
         return bad
 
+    def settled_root_hashes(self) -> list[bytes]:
+        """The roots the tree will have once the records pending now are applied (checks:
+        the stored roots lag the entries while records are pending)."""
+        settled = self._settled_nodes()
+        return [merkle.root_hash(settled, p) for p in range(merkle.N_PARTITIONS)]
+
+    def _settled_nodes(self) -> merkle.DictNodeStore:
+        """A copy in memory of the whole stored tree, with the pending records applied."""
+        def read(tx: Transaction) -> merkle.DictNodeStore:
+            nodes = merkle.DictNodeStore()
+            nodes.nodes = dict(tx.range(self.tree))
+            merkle.update_many(nodes, [(k, v or None) for k, v in tx.range(self.todo)])
+            return nodes
+        return self.db.read(read)
 
 class MerkleUpdater:
     """Background worker of a running node: switches its table's tree to deferred updates

@@ -37,6 +37,7 @@ def test_writes_record_and_the_records_make_the_same_tree(dbpath: tuple[str, Pat
     assert t.merkle.root_hashes() == before  # the tree waits for the records
     assert 0 < t.merkle.pending() <= len(want) + 50
     assert t.merkle.matches_entries() == []  # the check counts the pending records in
+    assert t.merkle.settled_root_hashes() == _scratch_roots(t) != before
     applied = 0
     while n := db.transaction(lambda tx: t.merkle.apply_todo_tx(tx, 37)):
         applied += n
