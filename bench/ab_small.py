@@ -92,6 +92,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                     keys = [f"k{b}/{i}" for i in range(args.per_burst)]
                     if args.op == "get":
                         await burst(signers[n], sessions[n], keys, args.concurrency)
+                        await asyncio.sleep(args.settle)  # the PUTs' background work too
                     c0, t0 = _proc_cpu(proc.pid), time.perf_counter()
                     await burst(signers[n], sessions[n], keys, args.concurrency, args.op)
                     rate[n].append(args.per_burst / (time.perf_counter() - t0))
