@@ -182,11 +182,21 @@ def test_worker_info_and_stats_are_real(private_node: GarageNode) -> None:
     for i in range(3):
         s3.put_object(Bucket="statsb", Key=f"k{i}", Body=os.urandom(5000))
     out = node.cli("stats").stdout
-    assert re.search(r"object\s+3\s+\d+\s+0\s", out), out
+    assert re.search(r"object\s+3\s+\d+\s+\d+\s+0\s", out), out
+    # Columns Items, MklItems, MklTodo (Merkle updates the node's updater has not applied
+    # yet: a moment after the writes, none), InsQueue.
+    assert re.search(r"Table\s+Items\s+MklItems\s+MklTodo\s+InsQueue", out), out
+    deadline = time.monotonic() + 10
+    while not re.search(r"object\s+3\s+[1-9]\d*\s+0\s+0\s", out) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+        out = node.cli("stats").stdout
+    assert re.search(r"object\s+3\s+[1-9]\d*\s+0\s+0\s", out), out
     assert re.search(r"block_ref\s+3\s", out), out
     assert "number of RC entries (~= number of blocks): 3" in out
     assert "bytes free of" in out
     lines = node.cli("worker", "list").stdout.splitlines()
+    assert any("object Merkle" in ln for ln in lines), lines
     scrub = next(ln for ln in lines if "Block scrub worker" in ln)
     tid = scrub.split()[0]
     info = node.cli("worker", "info", tid).stdout
