@@ -120,12 +120,17 @@ class TableMerkle:
 
     def ensure(self) -> bool:
         """Build the tree from the entries if this database has none yet (written before
-        Merkle trees, or a rebuild interrupted by a crash; True), else apply the records a
-        stopped node left pending: pending records exist only while an updater runs."""
+        Merkle trees, or a rebuild interrupted by a crash) or if applying the records a
+        stopped node left pending finds a corrupted node; True if it did. Pending records
+        exist only while an updater runs."""
         if self.is_complete():
-            while self.db.transaction(self.apply_todo_tx):
-                pass
-            return False
+            try:
+                while self.db.transaction(self.apply_todo_tx):
+                    pass
+                return False
+            except ValueError as e:  # a corrupted node: the tree is derived data, rebuild it
+                log.warning("merkle tree of %s: %s; rebuilding it from the entries",
+                            self.table, e)
         self.rebuild()
         return True
 

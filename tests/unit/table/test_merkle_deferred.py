@@ -13,7 +13,7 @@ from test_table_merkle import Reg, RegSchema, _fill, _scratch_roots
 
 from pygarage.db.base import Db, Transaction
 from pygarage.db.open import open_db
-from pygarage.table.data import TableData
+from pygarage.table.data import TableData, tree_key
 from pygarage.table.merkle_tree import TODO_BATCH, MerkleUpdater
 from pygarage.util.background import BackgroundRunner
 
@@ -74,6 +74,27 @@ def test_records_left_by_a_stop_are_applied_when_the_table_opens(
     db.close()  # as a kill -9 would leave it: records committed, not applied
     db = _open(dbpath)
     t = TableData(db, RegSchema())
+    assert t.merkle.pending() == 0
+    assert t.merkle.root_hashes() == _scratch_roots(t)
+    db.close()
+
+
+def test_a_corrupted_node_under_pending_records_is_rebuilt_at_open(
+        dbpath: tuple[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """The tree is derived data: a node that cannot be decoded must not keep the table
+    (and so the node) from opening."""
+    db = _open(dbpath)
+    t = TableData(db, RegSchema())
+    _fill(t, 80, seed=7)
+    t.merkle.deferred = True
+    want = _fill(t, 80, seed=8)
+    key = tree_key(*next(iter(want)))
+    root = bytes([key[0]])  # the root node of that entry's partition
+    db.transaction(lambda tx: tx.insert(t.merkle.tree, root, b"\x02garbage"))
+    db.close()
+    db = _open(dbpath)
+    t = TableData(db, RegSchema())
+    assert "rebuilding it from the entries" in caplog.text
     assert t.merkle.pending() == 0
     assert t.merkle.root_hashes() == _scratch_roots(t)
     db.close()
