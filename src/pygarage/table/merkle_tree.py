@@ -65,8 +65,7 @@ class TableMerkle:
         stay for the next one."""
         rows = tx.range(self.todo, None, None, limit)
         if rows:
-            merkle.update_many(merkle.TxNodeStore(tx, self.tree),
-                               ((k, v or None) for k, v in rows))
+            merkle.update_many(merkle.TxNodeStore(tx, self.tree), _as_updates(rows))
             for k, _v in rows:
                 tx.remove(self.todo, k)
         return len(rows)
@@ -77,11 +76,12 @@ class TableMerkle:
     async def apply_pending(self) -> int:
         """Apply the records pending now (not the ones written meanwhile, which could go on
         for ever under load); -> how many batches were written."""
-        batches = -(-self.pending() // TODO_BATCH)
-        for _ in range(batches):
+        written = 0
+        for _ in range(-(-self.pending() // TODO_BATCH)):
             if not await self.db.write(self.apply_todo_tx):
                 break
-        return batches
+            written += 1
+        return written
 
     def root_hash(self, partition: int) -> bytes:
         return self.db.read(lambda tx: merkle.root_hash(
@@ -195,13 +195,14 @@ class TableMerkle:
         """Partitions whose stored tree, with the pending records applied (in memory),
         differs from one built from scratch from the entries (empty when consistent): an
         offline check for tests and repairs."""
-        settled = self._settled_nodes()
+        by_partition: dict[int, dict[bytes, bytes]] = {}
+        for k, v in self._settled_nodes().nodes.items():
+            by_partition.setdefault(k[0], {})[k] = v
         bad = []
         for p in range(merkle.N_PARTITIONS):
             fresh = merkle.DictNodeStore()
             merkle.build(fresh, p, self._partition_items(p))
-            mine = {k: v for k, v in settled.nodes.items() if k[0] == p}
-            if mine != fresh.nodes:
+            if by_partition.get(p, {}) != fresh.nodes:
                 bad.append(p)
         return bad
 
@@ -216,9 +217,15 @@ class TableMerkle:
         def read(tx: Transaction) -> merkle.DictNodeStore:
             nodes = merkle.DictNodeStore()
             nodes.nodes = dict(tx.range(self.tree))
-            merkle.update_many(nodes, [(k, v or None) for k, v in tx.range(self.todo)])
+            merkle.update_many(nodes, _as_updates(tx.range(self.todo)))
             return nodes
         return self.db.read(read)
+
+
+def _as_updates(rows: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes | None]]:
+    """Pending records as merkle updates: an empty record is a removal."""
+    return [(k, v or None) for k, v in rows]
+
 
 class MerkleUpdater:
     """Background worker of a running node: switches its table's tree to deferred updates
