@@ -73,13 +73,32 @@ class Signer:
 # --------------------------------------------------------------------------- CPU accounting
 
 def _proc_cpu(pid: int, kernel_only: bool = False) -> float:
-    """utime + stime (or stime only) of a process and its reaped children, in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    ticks = sum(int(f) for i, f in enumerate(fields[11:15]) if not kernel_only or i % 2)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """utime + stime (or stime only) of a process, its reaped children and its live child
+    processes (pygarage's block write helper), in seconds."""
+    total = 0.0
+    for p in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # utime, stime, then (of the process itself) cutime, cstime of its reaped children
+        own = fields[11:15] if p == pid else fields[11:13]
+        total += sum(int(f) for i, f in enumerate(own) if not kernel_only or i % 2)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(name))
+    return found
 
 
 def _machine_busy() -> float:

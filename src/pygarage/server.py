@@ -106,6 +106,7 @@ async def _main(config: Config, single_node: bool, default_bucket: str | None) -
     if stray:
         log.info("removed %d temporary block file(s) left by an interrupted write", stray)
     g.spawn_workers()
+    g.block_manager.start_write_helper()
 
     rpc = RpcServer(config.rpc_secret, g.system.node_key,
                     rpc_timeout_msec=config.rpc_timeout_msec,

@@ -29,6 +29,7 @@ from ..util.config import Config
 from ..util.errors import CorruptData, GarageError, LayoutNotReady, MissingBlock
 from ..util.ids import block_partition
 from ..util.offload import offload
+from . import write_helper
 from .block import DataBlock, pack_block, plain_size, unpack_block
 from .block_file import BlockFile, open_verified
 from .rc import BlockRc
@@ -83,6 +84,7 @@ class BlockManager:
         # make this one hold unbounded memory.
         self.late_write_bytes = 0
         self.incref_delay_ms = INCREF_RESYNC_DELAY_MS
+        self._helper: write_helper.WriteHelper | None = None  # start_write_helper
         register_block_endpoints(self)
         self._last_peer_up: dict[str, float] = {}
         if rpc is not None:
@@ -180,44 +182,34 @@ class BlockManager:
                 log.info("%s failed: %s", what, describe(t.exception()))  # type: ignore[arg-type]
         t.add_done_callback(done)
 
+    def start_write_helper(self) -> None:
+        """(A running node, in its event loop) Small blocks are written by a helper
+        process from now on, where this setup allows one (write_helper.py)."""
+        data_dir = self.store.single_dir()
+        if self._helper is None and data_dir is not None and \
+                write_helper.usable(self.config.data_fsync):
+            self._helper = write_helper.WriteHelper(data_dir)
+
     async def write_local(self, h: bytes, block: DataBlock) -> None:
         async with self.lock(h):
+            helper = self._helper
+            if helper is not None and helper.alive and \
+                    len(block.payload) <= write_helper.MAX_BLOCK and \
+                    self.store.single_dir() == helper.data_dir:
+                try:
+                    if await helper.write(h, block):
+                        _log_rewritten(h)
+                    return
+                except write_helper.WriteHelperGone:
+                    pass  # the write may or may not have happened: it is idempotent
             # Off the event loop, small blocks too: a stalled disk must not hold up every
             # request of the node.
             await offload(self._write_if_absent, h, block)
 
     def _write_if_absent(self, h: bytes, block: DataBlock) -> None:
         # The lookup runs in the worker thread too: no file system call on the event loop.
-        found = self.store.find(h)
-        if found is None:
-            self.store.write(h, block, absent=True)
-        elif not self.config.data_fsync and not self._existing_is_sound(h, block):
-            log.warning("block %s: the file on disk is damaged; writing it again", h.hex())
-            self.store.write(h, block)
-        else:
-            # Deduplicated (same content, same address). Its time is refreshed: resync
-            # never deletes a file this young, so a write whose reference is still on its
-            # way keeps the block (block and reference writes run concurrently).
-            try:
-                os.utime(found[0])
-            except FileNotFoundError:
-                self.store.write(h, block)
-
-    def _existing_is_sound(self, h: bytes, block: DataBlock) -> bool:
-        """Without data_fsync, a power loss can leave a block file truncated or empty under
-        its final name (the rename reached the disk before the data): check the copy on
-        disk, length then hash, before trusting it to deduplicate a write."""
-        found = self.store.read(h)
-        if found is None:
-            return False
-        if not found.compressed and not block.compressed and \
-                len(found.payload) != len(block.payload):
-            return False
-        try:
-            unpack_block(h, found)
-        except CorruptData:
-            return False
-        return True
+        if self.store.write_if_absent(h, block):
+            _log_rewritten(h)
 
     # -- reads
     async def get_block(self, h: bytes, *, prio: int = PRIO_NORMAL) -> bytes:
@@ -440,6 +432,12 @@ class BlockManager:
             t.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self._helper is not None:
+            await self._helper.close()
+
+
+def _log_rewritten(h: bytes) -> None:
+    log.warning("block %s: the file on disk was damaged; it was written again", h.hex())
 
 
 def _close_unclaimed(fut: asyncio.Future[BlockFile | bytes | None]) -> None:

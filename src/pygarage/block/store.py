@@ -13,7 +13,8 @@ from pathlib import Path
 from ..util import nowait
 from ..util.atomic_file import write_atomic
 from ..util.config import ConfigError, DataDir
-from .block import DataBlock
+from ..util.errors import CorruptData
+from .block import DataBlock, unpack_block
 from .layout import N_SLOTS, SINGLE_DIR_CAPACITY, DataLayout, LayoutDir
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,49 @@ class BlockStore:
         if not absent and os.path.exists(other):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(other)
+
+    def write_if_absent(self, h: bytes, block: DataBlock) -> bool:
+        """Blocking: store the block unless a sound copy is here already (deduplication).
+        -> True if a damaged copy was found and written again (for the caller to log).
+        Run by the block manager's threads and by the write helper process alike."""
+        found = self.find(h)
+        if found is None:
+            self.write(h, block, absent=True)
+            return False
+        if not self.fsync and not self._existing_is_sound(h, block):
+            self.write(h, block)
+            return True
+        # Deduplicated (same content, same address). Its time is refreshed: resync never
+        # deletes a file this young, so a write whose reference is still on its way keeps
+        # the block (block and reference writes run concurrently).
+        try:
+            os.utime(found[0])
+        except FileNotFoundError:
+            self.write(h, block)
+        return False
+
+    def _existing_is_sound(self, h: bytes, block: DataBlock) -> bool:
+        """Without data_fsync, a power loss can leave a block file truncated or empty under
+        its final name (the rename reached the disk before the data): check the copy on
+        disk, length then hash, before trusting it to deduplicate a write."""
+        found = self.read(h)
+        if found is None:
+            return False
+        if not found.compressed and not block.compressed and \
+                len(found.payload) != len(block.payload):
+            return False
+        try:
+            unpack_block(h, found)
+        except CorruptData:
+            return False
+        return True
+
+    def single_dir(self) -> str | None:
+        """The data directory, if there is exactly one and every block belongs in it."""
+        lay = self.layout
+        if len(lay.dirs) != 1 or not lay.dirs[0].writable or any(lay.sec):
+            return None
+        return self._dir_strs[0]
 
     def remove_stray_temp_files(self) -> int:
         """Blocking, for startup: delete the temporary files of writes interrupted by a
