@@ -135,6 +135,12 @@ def test_node_writes_small_blocks_through_its_helper_and_survives_losing_it(
         objects = {f"k{i}": os.urandom(4096) for i in range(20)}
         for k, v in objects.items():
             s3.put_object(Bucket="helper-test", Key=k, Body=v)
+        # A SIGTERM sent to the whole group (a service manager stopping the node) leaves
+        # it to the node to stop its helper once its last writes are answered.
+        os.kill(helpers[0], signal.SIGTERM)
+        objects["after-term"] = os.urandom(4096)
+        s3.put_object(Bucket="helper-test", Key="after-term", Body=objects["after-term"])
+        assert _helpers_of(proc.pid) == helpers
         os.kill(helpers[0], signal.SIGKILL)
         for i in range(20, 40):  # the node's threads take over
             objects[f"k{i}"] = os.urandom(4096)

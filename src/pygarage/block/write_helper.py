@@ -126,9 +126,11 @@ def _serve_one(sock: socket.socket, store: BlockStore) -> None:
 
 
 def main(argv: list[str]) -> None:
-    # The node stops it (by closing the socket): a Ctrl-C sent to the whole process
-    # group must not kill it mid-write with a traceback.
+    # The node stops it, by closing the socket, once its last writes are answered. A
+    # Ctrl-C, or a service manager's SIGTERM, sent to the whole group must not kill it
+    # first (mid-write, with a traceback).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fd, data_dir = int(argv[0]), argv[1]
     with socket.socket(fileno=fd) as sock:
         serve(sock, data_dir)
