@@ -160,6 +160,13 @@ def test_node_writes_small_blocks_through_its_helper_and_survives_losing_it(
     assert proc.returncode == 0  # a clean stop without its helper too
 
 
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
 def test_a_stopped_node_leaves_no_helper_behind(tmp_path: Path) -> None:
     node = GarageNode(tmp_path / "n")
     node.start()
@@ -168,10 +175,7 @@ def test_a_stopped_node_leaves_no_helper_behind(tmp_path: Path) -> None:
     helpers = _helpers_of(pid)
     assert len(helpers) == 1
     node.stop()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{helpers[0]}"):
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{helpers[0]}")
+    _wait_gone(helpers[0])
 
 
 def test_a_killed_node_leaves_no_helper_behind(tmp_path: Path) -> None:
@@ -181,10 +185,7 @@ def test_a_killed_node_leaves_no_helper_behind(tmp_path: Path) -> None:
     helpers = _helpers_of(node.proc.pid)
     assert len(helpers) == 1
     node.kill()  # kill -9: the helper sees its socket closed and exits
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{helpers[0]}"):
-        time.sleep(0.05)
-    assert not os.path.exists(f"/proc/{helpers[0]}")
+    _wait_gone(helpers[0])
 
 
 def test_helper_exits_on_a_request_it_cannot_read(tmp_path: Path) -> None:

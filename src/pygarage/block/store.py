@@ -35,7 +35,7 @@ class BlockStore:
         for d in data_dirs:
             if not d.read_only:
                 d.path.mkdir(parents=True, exist_ok=True)
-        self.layout = self._load_layout()
+        self._use_layout(self._load_layout())
         self._dir_strs = [d.path for d in self.layout.dirs]
         # Temporary names: unique per store, no system call (secrets) per block.
         self._tmp_prefix = secrets.token_hex(4)
@@ -68,7 +68,13 @@ class BlockStore:
     def set_layout(self, layout: DataLayout) -> None:
         """Blocking (an fsync): persist, then use, a new layout (rebalance done)."""
         self._save_layout(layout)
+        self._use_layout(layout)
+
+    def _use_layout(self, layout: DataLayout) -> None:
         self.layout = layout
+        # Worked out once per layout: the write path asks for it on every small block.
+        one = len(layout.dirs) == 1 and layout.dirs[0].writable and not any(layout.sec)
+        self._single_dir = layout.dirs[0].path if one else None
 
     def _bases(self, h: bytes) -> list[str]:
         """Where the block may be: its primary dir first, then the secondaries."""
@@ -189,10 +195,7 @@ class BlockStore:
 
     def single_dir(self) -> str | None:
         """The data directory, if there is exactly one and every block belongs in it."""
-        lay = self.layout
-        if len(lay.dirs) != 1 or not lay.dirs[0].writable or any(lay.sec):
-            return None
-        return self._dir_strs[0]
+        return self._single_dir
 
     def remove_stray_temp_files(self) -> int:
         """Blocking, for startup: delete the temporary files of writes interrupted by a

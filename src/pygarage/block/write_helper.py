@@ -237,11 +237,10 @@ class WriteHelper:
         log.error("block write helper: %s; small blocks are written by threads from now on",
                   why)
         self._close_socket()
-        for fut in self._waiting.values():
-            if not fut.done():
-                fut.set_exception(WriteHelperGone())
 
     def _close_socket(self) -> None:
+        """No more writes through the helper: the ones waiting for an answer, or for room
+        to send, end with WriteHelperGone."""
         self.alive = False
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self._sock.fileno())
@@ -249,14 +248,14 @@ class WriteHelper:
         if self._room is not None and not self._room.done():
             self._room.set_result(None)  # its waiters find the helper gone
         self._sock.close()
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(WriteHelperGone())
 
     async def close(self) -> None:
         """Stop the helper: it finishes the write in hand, sees the socket closed, exits."""
         if self.alive:
             self._close_socket()
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(WriteHelperGone())
         try:
             await asyncio.to_thread(self.proc.wait, 10)
         except subprocess.TimeoutExpired:
