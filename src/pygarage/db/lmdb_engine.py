@@ -222,9 +222,13 @@ class LmdbDb(Db):
         return h
 
     def open_tree(self, name: str) -> None:
-        if name not in self._handles:
-            self._handles[name] = self.env.open_db(name.encode())
-            self._upgrade(name)
+        # Under the write lock of this process: py-lmdb's open_db waits for LMDB's write
+        # lock with the GIL held, so opening a tree while another thread is inside a write
+        # transaction (which needs the GIL to finish) would hang both threads.
+        with self._lock:
+            if name not in self._handles:
+                self._handles[name] = self.env.open_db(name.encode())
+                self._upgrade(name)
 
     def _upgrade(self, name: str) -> None:
         """Convert the tree's long-key groups from the first format, once."""
