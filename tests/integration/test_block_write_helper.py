@@ -4,6 +4,7 @@ and a real node whose helper is killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import signal
@@ -186,6 +187,35 @@ def test_a_killed_node_leaves_no_helper_behind(tmp_path: Path) -> None:
     assert len(helpers) == 1
     node.kill()  # kill -9: the helper sees its socket closed and exits
     _wait_gone(helpers[0])
+
+
+def _ignores(pid: int, sig: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def test_a_killed_node_takes_even_a_stuck_helper_with_it(tmp_path: Path) -> None:
+    """A helper that cannot run (stopped here; stuck, in life) never sees its socket close:
+    the kernel kills it when the node dies."""
+    node = GarageNode(tmp_path / "n")
+    node.start()
+    assert node.proc is not None
+    helpers = _helpers_of(node.proc.pid)
+    assert len(helpers) == 1
+    # Once it ignores SIGTERM, it has asked the kernel for that (main() does it first).
+    deadline = time.monotonic() + 10
+    while not _ignores(helpers[0], signal.SIGTERM):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(helpers[0], signal.SIGSTOP)
+    try:
+        node.kill()
+        _wait_gone(helpers[0])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helpers[0], signal.SIGKILL)
 
 
 def test_helper_exits_on_a_request_it_cannot_read(tmp_path: Path) -> None:

@@ -15,13 +15,15 @@ directory (the helper knows no data layout) and data_fsync is off (with it, each
 waits on the disk far longer than on the GIL). If the helper dies, its pending writes and
 all the next ones go through the node's threads again (writes are idempotent), with one
 error logged. The helper exits when the node closes its end of the socket, or dies (kill
--9 included).
+-9 included); on Linux the kernel also kills it when the node dies, should the helper be
+stuck and never see its socket close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import itertools
 import logging
@@ -125,7 +127,27 @@ def _serve_one(sock: socket.socket, store: BlockStore) -> None:
         os._exit(70)       # the node, seeing the socket closed, uses its own threads
 
 
+def _die_with_node() -> None:
+    """Linux: the kernel kills the helper (SIGKILL) when the node dies, even if the helper
+    is stuck or stopped and would never see its socket close. The node starts it from its
+    event loop's thread, which lives as long as the node (the signal follows the thread
+    that started the child). A write cut short leaves a temporary file, which the node
+    removes at its next start."""
+    node = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the closed socket alone stops it
+    if os.getppid() != node:  # the node died before the call
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def main(argv: list[str]) -> None:
+    _die_with_node()
     # The node stops it, by closing the socket, once its last writes are answered. A
     # Ctrl-C, or a service manager's SIGTERM, sent to the whole group must not kill it
     # first (mid-write, with a traceback).
