@@ -36,7 +36,6 @@ class BlockStore:
             if not d.read_only:
                 d.path.mkdir(parents=True, exist_ok=True)
         self._use_layout(self._load_layout())
-        self._dir_strs = [d.path for d in self.layout.dirs]
         # Temporary names: unique per store, no system call (secrets) per block.
         self._tmp_prefix = secrets.token_hex(4)
         self._tmp_seq = itertools.count()
@@ -72,6 +71,7 @@ class BlockStore:
 
     def _use_layout(self, layout: DataLayout) -> None:
         self.layout = layout
+        self._dir_strs = [d.path for d in layout.dirs]
         # Worked out once per layout: the write path asks for it on every small block.
         one = len(layout.dirs) == 1 and layout.dirs[0].writable and not any(layout.sec)
         self._single_dir = layout.dirs[0].path if one else None

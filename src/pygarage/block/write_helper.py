@@ -56,6 +56,7 @@ _REQ = struct.Struct(f"<QB{HASH_LEN}s")
 _REP = struct.Struct("<QBi")
 OK, REWRITTEN, FAILED = 0, 1, 2
 _SOCK_BUF = 1 << 20  # room for the blocks of many concurrent writes
+_PR_SET_PDEATHSIG = 1  # prctl(2), Linux
 
 
 class WriteHelperGone(Exception):
@@ -141,9 +142,6 @@ def _die_with_node() -> None:
         return  # not Linux: the closed socket alone stops it
     if os.getppid() != node:  # the node died before the call
         os._exit(0)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str]) -> None:
