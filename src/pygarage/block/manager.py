@@ -30,7 +30,7 @@ from ..util.errors import CorruptData, GarageError, LayoutNotReady, MissingBlock
 from ..util.ids import block_partition
 from ..util.offload import offload
 from . import write_helper
-from .block import DataBlock, pack_block, plain_size, unpack_block
+from .block import DataBlock, pack_block, plain_size, unpack_block, unpack_block_async
 from .block_file import BlockFile, open_verified
 from .rc import BlockRc
 from .resync import ResyncManager
@@ -311,7 +311,7 @@ class BlockManager:
     async def _fetch_from(self, node: str, h: bytes, prio: int) -> tuple[DataBlock, bytes]:
         block = await self.client.get_from(node, h, prio)
         try:
-            data = await asyncio.to_thread(unpack_block, h, block)
+            data = await unpack_block_async(h, block)
         except CorruptData:
             log.warning("block %s: node %s sent a corrupt copy", h.hex(), node[:16])
             self._keep(asyncio.ensure_future(self.client.verify_on(node, h)),
@@ -370,8 +370,12 @@ class BlockManager:
         return None if block is None else unpack_block(h, block)
 
     async def read_raw_local(self, h: bytes) -> DataBlock | None:
-        """The stored block as is (not verified: whoever decodes it checks the hash)."""
-        return await asyncio.to_thread(self.store.read, h)
+        """The stored block as is (not verified: whoever decodes it checks the hash): read
+        here if it is small and in the kernel's memory, else in a thread."""
+        try:
+            return self.store.read_nowait(h, NOWAIT_READ_MAX)
+        except BlockingIOError:
+            return await offload(self.store.read, h)
 
     def block_age_s(self, h: bytes) -> float | None:
         """Blocking (for threads): seconds since the local file was written, or None.

@@ -30,7 +30,7 @@ from ..util.clock import now_msec
 from ..util.errors import CorruptData, GarageError, MissingBlock
 from ..util.ids import HASH_LEN
 from ..util.offload import offload
-from .block import unpack_block
+from .block import unpack_block_async
 
 if TYPE_CHECKING:
     from .manager import BlockManager
@@ -472,7 +472,7 @@ class ResyncManager:
             if block is None:
                 return None  # gone meanwhile
             try:
-                await asyncio.to_thread(unpack_block, h, block)
+                await unpack_block_async(h, block)
             except CorruptData:
                 await bm.corrupted(h)
                 return None

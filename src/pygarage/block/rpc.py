@@ -23,7 +23,8 @@ from ..net.peer import IncomingRequest, Reply, RpcError
 from ..util.clock import now_msec
 from ..util.errors import CorruptData, GarageError, MissingBlock
 from ..util.ids import HASH_LEN
-from .block import DataBlock, unpack_block
+from ..util.offload import offload
+from .block import DataBlock, unpack_block_async
 
 if TYPE_CHECKING:
     from .manager import BlockManager
@@ -77,7 +78,7 @@ def register_block_endpoints(bm: BlockManager) -> None:
                 raise RpcError(f"block/put: {len(payload)} bytes received, {n} announced")
             block = DataBlock(compressed, payload)
             try:
-                await asyncio.to_thread(unpack_block, h, block)  # verified before kept
+                await unpack_block_async(h, block)  # verified before kept
             except CorruptData as e:
                 raise RpcError(str(e)) from None
             await bm.write_local(h, block)
@@ -94,7 +95,7 @@ def register_block_endpoints(bm: BlockManager) -> None:
         h = _hash_of(req.body)
         if not bm.rc.get_entry(h).is_needed(now_msec()):
             return False
-        return not await asyncio.to_thread(bm.store.has, h)
+        return not await offload(bm.store.has, h)
 
     async def check(req: IncomingRequest) -> bool:
         h = _hash_of(req.body)
@@ -105,7 +106,7 @@ def register_block_endpoints(bm: BlockManager) -> None:
         return True
 
     async def has(req: IncomingRequest) -> bool:
-        return await asyncio.to_thread(bm.store.has, _hash_of(req.body))
+        return await offload(bm.store.has, _hash_of(req.body))
 
     for path, handler in ((PUT, put), (GET, get), (NEED, need), (CHECK, check), (HAS, has)):
         bm.rpc.register(path, _errors_as_rpc(handler))
