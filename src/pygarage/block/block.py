@@ -16,8 +16,9 @@ from ..util.errors import CorruptData
 from ..util.ids import block_hash
 from ..util.offload import offload
 
-# Blocks up to this size (stored and plain) are verified on the event loop: BLAKE3 of 64 KiB
-# takes about 11 us, a thread hand-off 30-160 us of CPU (util/offload.py).
+# Blocks up to this size (stored and plain) are hashed, packed and verified on the event
+# loop, and read there when the kernel has them in memory (util/nowait): BLAKE3 of 64 KiB
+# takes about 11 us, a thread hand-off 20-160 us of CPU (util/offload.py).
 INLINE_MAX = 64 * 1024
 
 

@@ -30,7 +30,7 @@ from ..util.errors import CorruptData, GarageError, LayoutNotReady, MissingBlock
 from ..util.ids import block_partition
 from ..util.offload import offload
 from . import write_helper
-from .block import DataBlock, pack_block, plain_size, unpack_block, unpack_block_async
+from .block import INLINE_MAX, DataBlock, pack_block, plain_size, unpack_block, unpack_block_async
 from .block_file import BlockFile, open_verified
 from .rc import BlockRc
 from .resync import ResyncManager
@@ -49,9 +49,6 @@ PEER_UP_RETRY_S = 5.0
 INCREF_RESYNC_DELAY_MS = 10_000
 # A read that has no answer from a node after this long also asks the next one.
 READ_HEDGE_S = 1.0
-# Blocks up to this size (stored and plain) are read on the event loop when the kernel has
-# them in memory (util/nowait): hashing this much costs less CPU than a thread hand-over.
-NOWAIT_READ_MAX = 64 * 1024
 
 
 class BlockManager:
@@ -354,11 +351,11 @@ class BlockManager:
         """Not blocking: as _read_verified, for a small block the kernel has in memory.
         Raises BlockingIOError for any other, and for a copy that fails its check: the
         thread reads it again, in the canonical order, and deals with the corruption."""
-        block = self.store.read_nowait(h, NOWAIT_READ_MAX)
+        block = self.store.read_nowait(h, INLINE_MAX)
         if block is None:
             return None
         n = plain_size(block)
-        if n is None or n > NOWAIT_READ_MAX:  # highly compressed, or an odd frame
+        if n is None or n > INLINE_MAX:  # highly compressed, or an odd frame
             raise BlockingIOError("not a small block")
         try:
             return unpack_block(h, block)
@@ -373,7 +370,7 @@ class BlockManager:
         """The stored block as is (not verified: whoever decodes it checks the hash): read
         here if it is small and in the kernel's memory, else in a thread."""
         try:
-            return self.store.read_nowait(h, NOWAIT_READ_MAX)
+            return self.store.read_nowait(h, INLINE_MAX)
         except BlockingIOError:
             return await offload(self.store.read, h)
 

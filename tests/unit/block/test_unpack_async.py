@@ -102,7 +102,7 @@ async def garage(tmp_path: Path) -> AsyncIterator[Garage]:
 async def test_raw_local_read_of_a_small_cached_block_needs_no_thread(
         garage: Garage, monkeypatch: pytest.MonkeyPatch) -> None:
     bm = garage.block_manager
-    small, large = os.urandom(4096), os.urandom(manager_mod.NOWAIT_READ_MAX + 1)
+    small, large = os.urandom(4096), os.urandom(INLINE_MAX + 1)
     stored = {}
     for data in (small, large):
         h, block = bm.pack(data)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ...block.block import DataBlock
+from ...block.block import INLINE_MAX, DataBlock
 from ...model.garage import Garage
 from ...model.s3.block_ref_table import BlockRef
 from ...model.s3.local_put import owns_all, write_one_block_put
@@ -36,6 +36,7 @@ from ...model.s3.object_table import (
 from ...model.s3.version_table import Version, VersionBlock
 from ...util.clock import SYSTEM_CLOCK, next_timestamp
 from ...util.ids import gen_uuid
+from ...util.offload import offload
 from ...util.tasks import drop
 from ..common import errors
 from ..common.signature import checksum as ck
@@ -54,7 +55,6 @@ MAX_IN_FLIGHT_CLUSTER = 8
 # The version entry holds every block of the object and each write of it re-encodes it all:
 # listing blocks one by one would cost O(blocks^2) for a large object.
 VERSION_BATCH = 8
-THREAD_MIN = 64 * 1024  # smaller blocks are hashed and packed inline: cheaper than a thread
 
 Reader = Callable[[int], Awaitable[bytes]]
 
@@ -107,8 +107,8 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
 
     async def store(data: bytes, off: int, held: int, hashed: asyncio.Future[None]) -> bytes:
         try:
-            h, block = (packer(data) if len(data) < THREAD_MIN
-                        else await asyncio.to_thread(packer, data))
+            h, block = (packer(data) if len(data) <= INLINE_MAX
+                        else await offload(packer, data))
             unlisted[(part, off)] = VersionBlock(h, len(data))
             hashed.set_result(None)
             if len(unlisted) >= VERSION_BATCH:
@@ -128,7 +128,7 @@ async def write_blocks(garage: Garage, version: bytes, part: int, read: Reader,
         async with asyncio.TaskGroup() as tg:
             data = first
             while data:
-                if hasher is None and len(data) < THREAD_MIN:
+                if hasher is None and len(data) <= INLINE_MAX:
                     summer.update(data)
                 else:
                     if hasher is None:
@@ -258,7 +258,7 @@ async def handle_put_object(ctx: ReqCtx, read: Reader,
         if len(first) < INLINE_THRESHOLD:
             rest = await read(bs)
             if not rest:  # small object: one metadata write, no blocks
-                # Under THREAD_MIN: hashed here (a thread hop would cost ten times more).
+                # Under INLINE_MAX: hashed here (a thread hop would cost ten times more).
                 summer.update(first)
                 w = Written(len(first), summer.result(), None, first)
                 checksum = verify_body_checksums(ctx, w, trailers(), declared)
@@ -355,14 +355,14 @@ async def _put_one_block(ctx: ReqCtx, vid: bytes, ts: int, stored: list[tuple[st
     that no object points to."""
     g = ctx.garage
     bm = g.block_manager
-    if len(data) < THREAD_MIN:
+    if len(data) <= INLINE_MAX:
         summer.update(data)
         h, block = bm.pack(data)
     else:
         def sum_and_pack() -> tuple[bytes, DataBlock]:
             summer.update(data)
             return bm.pack(data)
-        h, block = await asyncio.to_thread(sum_and_pack)
+        h, block = await offload(sum_and_pack)
     w = Written(len(data), summer.result(), h, None)
     checksum = verify_body_checksums(ctx, w, trailers(), declared)
     await check_quotas(ctx, w.size, existing)
