@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +134,19 @@ class Phase:
                            ) if self.server_pid else None
         self.other_cpu = max(0.0, _machine_busy() - self.m0 - self.client_cpu
                              - (self.server_cpu or 0.0))
+
+    @staticmethod
+    def total(phases: list[Phase]) -> Phase:
+        """One phase standing for several of the same server: times and CPU summed."""
+        t = Phase(phases[0].server_pid)
+        t.wall = sum(p.wall for p in phases)
+        t.client_cpu = sum(p.client_cpu for p in phases)
+        t.other_cpu = sum(p.other_cpu for p in phases)
+        t.server_cpu = t.server_sys = None
+        if all(p.server_cpu is not None and p.server_sys is not None for p in phases):
+            t.server_cpu = sum(p.server_cpu or 0.0 for p in phases)
+            t.server_sys = sum(p.server_sys or 0.0 for p in phases)
+        return t
 
     def record(self, **extra: Any) -> dict[str, Any]:
         d: dict[str, Any] = {"seconds": round(self.wall, 4),
@@ -322,24 +335,26 @@ def raw_get(url: URL, headers: dict[str, str], mv: memoryview, size: int) -> tup
 
 # --------------------------------------------------------------------------- small objects
 
-async def small_ops(endpoint: str, signer: Signer, payloads: list[bytes], concurrency: int,
-                    prefix: str, phase: Callable[[], Phase]) -> dict[str, Any]:
-    """count PUTs then count GETs of distinct keys, `concurrency` at a time. Requests are
-    signed just before each timed loop (signing is client work, not server work)."""
+async def small_ops(targets: list[Target], payloads: list[bytes], concurrency: int,
+                    prefix: str, bursts: int, r: int) -> dict[str, dict[str, Any]]:
+    """count PUTs then count GETs of distinct keys on every target, `concurrency` at a
+    time. The servers take turns in `bursts` slices of the keys (the order rotated from one
+    slice to the next), so that a machine whose speed drifts over seconds (a shared VM)
+    weighs on every server alike; a figure is the server's count over the sum of its
+    slices' times, its CPU the sum of theirs. Requests are signed before the timed loops
+    (signing is client work, not server work)."""
     count = len(payloads)
     keys = [f"{prefix}/{i:06d}" for i in range(count)]
-    conn = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    out: dict[str, Any] = {"count": count, "concurrency": concurrency,
-                           "object_size": len(payloads[0])}
     errors: list[str] = []
 
-    async def run(reqs: list[tuple[URL, dict[str, str]]], method: str,
+    async def run(reqs: list[tuple[URL, dict[str, str]]], lo: int, method: str,
                   session: aiohttp.ClientSession) -> None:
         it = iter(range(len(reqs)))
 
         async def worker() -> None:
-            for i in it:
-                url, headers = reqs[i]
+            for j in it:
+                url, headers = reqs[j]
+                i = lo + j
                 data = payloads[i] if method == "PUT" else None
                 async with session.request(method, url, data=data, headers=headers) as r:
                     body = await r.read()
@@ -350,22 +365,37 @@ async def small_ops(endpoint: str, signer: Signer, payloads: list[bytes], concur
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
-    async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as s:
-        # Warm-up (untimed): open the connections, let both servers settle.
-        warm = [signer.sign("PUT", f"/{BUCKET}/{prefix}-warm/{i}",
-                            {"Content-Length": str(len(payloads[i]))})
-                for i in range(min(count, 2 * concurrency))]
-        await run(warm, "PUT", s)
-        put_reqs = [signer.sign("PUT", f"/{BUCKET}/{k}",
-                                {"Content-Length": str(len(payloads[i]))})
-                    for i, k in enumerate(keys)]
-        with phase() as p:
-            await run(put_reqs, "PUT", s)
-        out["put"] = p.record(ops_per_s=round(count / p.wall, 1))
-        get_reqs = [signer.sign("GET", f"/{BUCKET}/{k}") for k in keys]
-        with phase() as p:
-            await run(get_reqs, "GET", s)
-        out["get"] = p.record(ops_per_s=round(count / p.wall, 1))
+    out: dict[str, dict[str, Any]] = {
+        t.name: {"count": count, "concurrency": concurrency, "object_size": len(payloads[0]),
+                 "bursts": bursts} for t in targets}
+    sessions = {t.name: aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, force_close=False),
+        auto_decompress=False) for t in targets}
+    try:
+        for t in targets:  # warm-up (untimed): open the connections, let servers settle
+            warm = [t.signer.sign("PUT", f"/{BUCKET}/{prefix}-warm/{i}",
+                                  {"Content-Length": str(len(payloads[i]))})
+                    for i in range(min(count, 2 * concurrency))]
+            await run(warm, 0, "PUT", sessions[t.name])
+        edges = [b * count // bursts for b in range(bursts + 1)]
+        for method in ("PUT", "GET"):
+            reqs = {t.name: [t.signer.sign(method, f"/{BUCKET}/{k}", {
+                "Content-Length": str(len(payloads[i]))} if method == "PUT" else None)
+                for i, k in enumerate(keys)] for t in targets}
+            phases: dict[str, list[Phase]] = {t.name: [] for t in targets}
+            for b in range(bursts):
+                lo, hi = edges[b], edges[b + 1]
+                for t in rotated(targets, r + b):
+                    with Phase(t.pid) as p:
+                        await run(reqs[t.name][lo:hi], lo, method, sessions[t.name])
+                    phases[t.name].append(p)
+            for t in targets:
+                total = Phase.total(phases[t.name])
+                out[t.name][method.lower()] = total.record(
+                    ops_per_s=round(count / total.wall, 1))
+    finally:
+        for session in sessions.values():
+            await session.close()
     if errors:
         raise RuntimeError(f"{len(errors)} small-object errors, first: {errors[:3]}")
     return out
@@ -534,18 +564,12 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 rnd["large"][t.name] = await large_object(
                     t, f"large-{r}", mv, size, rnd["limits"]["md5_hex"], args.profile_dir,
                     f"r{r}")
-            for t in rotated(targets, r):
-                print(f"round {r + 1}: {t.name} {args.small_count} x 4 KiB PUT + GET, "
-                      f"concurrency {args.concurrency} ...", flush=True)
-                tp = t
-
-                def phase(tp: Target = tp) -> Phase:
-                    return Phase(tp.pid)
-
-                prof = args.profile_dir if t.name == "pygarage" else None
-                with profiled(t.pid, prof, f"small-r{r}"):
-                    rnd["small"][t.name] = await small_ops(
-                        t.endpoint, t.signer, payloads, args.concurrency, f"small{r}", phase)
+            print(f"round {r + 1}: {args.small_count} x 4 KiB PUT + GET on every server, "
+                  f"concurrency {args.concurrency}, taking turns in {args.small_bursts} "
+                  "bursts ...", flush=True)
+            with profiled(ours.pid, args.profile_dir, f"small-r{r}"):
+                rnd["small"] = await small_ops(targets, payloads, args.concurrency,
+                                               f"small{r}", args.small_bursts, r)
             res["rounds"].append(rnd)
             print_round(r, summarize_round(rnd), flush=True)
     finally:
@@ -716,6 +740,9 @@ def main() -> None:
     ap.add_argument("--large-mib", type=int, default=1024, help="large object size (MiB)")
     ap.add_argument("--small-count", type=int, default=5000, help="number of 4 KiB objects")
     ap.add_argument("--concurrency", type=int, default=16, help="small-object concurrency")
+    ap.add_argument("--small-bursts", type=int, default=5, metavar="N",
+                    help="the servers take turns in N slices of the small objects "
+                         "(1: each server does all of its objects at once)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds; each runs every server once, in a rotated order")
     ap.add_argument("--skip-seaweedfs", action="store_true", help="no SeaweedFS baseline")
@@ -731,6 +758,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
+    if not 1 <= args.small_bursts <= args.small_count:
+        ap.error("--small-bursts must be between 1 and --small-count")
     work = Path(tempfile.mkdtemp(prefix="pygarage-bench-", dir=args.workdir))
     try:
         res = asyncio.run(bench(args, work))

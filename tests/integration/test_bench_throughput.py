@@ -4,6 +4,7 @@ server) and the CPU summary (arithmetic, and results of older runs)."""
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 import sys
@@ -80,3 +81,36 @@ def test_cpu_summary_per_unit_of_work_and_cores_busy() -> None:
     assert rows["small GET ops/s"]["unit"] == "ms/request"
     assert (get["cpu_ms_min"], get["cpu_ms_max"]) == (0.2, 0.3)
     assert (get["cores_min"], get["cores_max"]) == (1.0, 1.6)
+
+
+def test_small_ops_take_turns_in_bursts_and_sum_them(
+        node: GarageNode, creds: tuple[str, str], bucket: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(throughput, "BUCKET", bucket)
+    signer = throughput.Signer(node.endpoint, *creds, "garage")
+    assert node.proc is not None
+    # The same server under two names (the second without a pid: no CPU figure for it);
+    # each reads back and checks what it wrote.
+    targets = [throughput.Target("a", signer, node.proc.pid),
+               throughput.Target("b", signer, None)]
+    payloads = [os.urandom(100) for _ in range(25)]
+    out = asyncio.run(throughput.small_ops(targets, payloads, 4, "bursts", 3, 0))
+    for name in ("a", "b"):
+        res = out[name]
+        assert (res["count"], res["bursts"], res["concurrency"]) == (25, 3, 4)
+        for op in ("put", "get"):
+            assert res[op]["ops_per_s"] == pytest.approx(25 / res[op]["seconds"], rel=0.01)
+    assert out["a"]["put"]["server_cpu_s"] > 0
+    assert "server_cpu_s" not in out["b"]["put"]
+
+
+def test_phase_total_sums_times_and_cpu() -> None:
+    def phase(wall: float, client: float, server: float | None) -> throughput.Phase:
+        p = throughput.Phase(None)
+        p.wall, p.client_cpu, p.other_cpu = wall, client, 0.5
+        p.server_cpu = p.server_sys = server
+        return p
+    t = throughput.Phase.total([phase(1.0, 0.25, 2.0), phase(0.5, 0.25, 1.0)])
+    assert (t.wall, t.client_cpu, t.other_cpu, t.server_cpu) == (1.5, 0.5, 1.0, 3.0)
+    assert throughput.Phase.total([phase(1.0, 0.1, 2.0), phase(1.0, 0.1, None)]
+                                  ).server_cpu is None
