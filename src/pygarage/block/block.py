@@ -84,9 +84,15 @@ def unpack_block(h: bytes, block: DataBlock) -> bytes:
     return data
 
 
+def is_small(block: DataBlock) -> bool:
+    """Stored and plain bytes both at most INLINE_MAX (the plain size as the zstd frame
+    tells it): unpacking it costs less than a thread hand-off."""
+    n = plain_size(block)
+    return n is not None and n <= INLINE_MAX and len(block.payload) <= INLINE_MAX
+
+
 async def unpack_block_async(h: bytes, block: DataBlock) -> bytes:
     """unpack_block, in a worker thread unless the block is small."""
-    n = plain_size(block)
-    if n is not None and n <= INLINE_MAX and len(block.payload) <= INLINE_MAX:
+    if is_small(block):
         return unpack_block(h, block)
     return await offload(unpack_block, h, block)

@@ -30,7 +30,7 @@ from ..util.errors import CorruptData, GarageError, LayoutNotReady, MissingBlock
 from ..util.ids import block_partition
 from ..util.offload import offload
 from . import write_helper
-from .block import INLINE_MAX, DataBlock, pack_block, plain_size, unpack_block, unpack_block_async
+from .block import INLINE_MAX, DataBlock, is_small, pack_block, unpack_block, unpack_block_async
 from .block_file import BlockFile, open_verified
 from .rc import BlockRc
 from .resync import ResyncManager
@@ -354,8 +354,7 @@ class BlockManager:
         block = self.store.read_nowait(h, INLINE_MAX)
         if block is None:
             return None
-        n = plain_size(block)
-        if n is None or n > INLINE_MAX:  # highly compressed, or an odd frame
+        if not is_small(block):  # highly compressed, or an odd frame
             raise BlockingIOError("not a small block")
         try:
             return unpack_block(h, block)

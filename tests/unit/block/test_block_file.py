@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from pygarage.block.block import pack_block
 from pygarage.block.block_file import BlockFile, open_verified
 from pygarage.block.store import BlockStore
 from pygarage.model.garage import Garage
-from pygarage.testing.local_garage import running_local_garage
 from pygarage.util.config import DataDir
 from pygarage.util.errors import CorruptData
 
@@ -82,12 +80,6 @@ def test_corrupt_copy_raises_and_closes(tmp_path: Path, compress: int | None) ->
     with pytest.raises(CorruptData):
         open_verified(s, h)
     assert _open_fds() == before
-
-
-@pytest.fixture
-async def garage(tmp_path: Path) -> AsyncIterator[Garage]:
-    async with running_local_garage(tmp_path) as g:
-        yield g
 
 
 async def test_get_block_for_send(garage: Garage) -> None:

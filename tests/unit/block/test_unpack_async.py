@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,6 @@ from pygarage.block import block as block_mod
 from pygarage.block import manager as manager_mod
 from pygarage.block.block import INLINE_MAX, DataBlock, pack_block, unpack_block_async
 from pygarage.model.garage import Garage
-from pygarage.testing.local_garage import running_local_garage
 from pygarage.util import nowait
 from pygarage.util.errors import CorruptData
 
@@ -90,12 +87,6 @@ async def test_bad_zstd_from_a_peer_is_corrupt_data(offloaded: list[int]) -> Non
     h = pack_block(b"x", None)[0]
     with pytest.raises(CorruptData):
         await unpack_block_async(h, DataBlock(True, b"\x28\xb5\x2f\xfd" + b"\xff" * 20))
-
-
-@pytest.fixture
-async def garage(tmp_path: Path) -> AsyncIterator[Garage]:
-    async with running_local_garage(tmp_path) as g:
-        yield g
 
 
 @pytest.mark.skipif(not nowait.available(), reason="needs Linux openat2")
